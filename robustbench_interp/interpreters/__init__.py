@@ -1,0 +1,85 @@
+"""The interpreter registry and the built-in interpreters (SPEC section 2).
+
+Installed packages add interpreters through the entry-point group ``robustbench_interp.interpreters``
+(an entry point names an :class:`Interpreter` subclass or a factory returning one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from robustbench_interp.errors import ConfigError, PluginImportError
+from robustbench_interp.interpreters.base import Interpreter
+from robustbench_interp.registry import Registry, import_object
+
+ENTRY_POINT_GROUP = "robustbench_interp.interpreters"
+INTERPRETERS: Registry[Callable[..., Interpreter]] = Registry("interpreter", ENTRY_POINT_GROUP)
+
+F = TypeVar("F", bound=Callable[..., Interpreter])
+
+
+def register_interpreter(name: str) -> Callable[[F], F]:
+    """Class decorator (or factory decorator) that registers an interpreter under ``name``.
+
+    >>> @register_interpreter("my_method")
+    ... class MyMethod(Interpreter):
+    ...     def explain(self, model, x, target, *, layer=None, create_graph=False): ...
+    """
+
+    def decorator(factory: F) -> F:
+        if isinstance(factory, type) and issubclass(factory, Interpreter) and not factory.__dict__.get("name"):
+            factory.name = name  # type: ignore[misc]
+        return INTERPRETERS.register(name)(factory)
+
+    return decorator
+
+
+def list_interpreters(pattern: str | None = None) -> list[str]:
+    """Sorted names of the built-in and installed interpreters, optionally fnmatch-filtered."""
+    return INTERPRETERS.names(pattern)
+
+
+def get_interpreter(spec: str | Interpreter, **params: Any) -> Interpreter:
+    """Build an interpreter from a registered name or a ``"package.module:attr"`` import path.
+
+    ``params`` are passed to the factory (the method's hyper-parameters). An :class:`Interpreter`
+    instance is returned as it is.
+    """
+    if isinstance(spec, Interpreter):
+        if params:
+            raise ConfigError(f"params {sorted(params)} cannot be applied to an already built {spec!r}")
+        return spec
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"an interpreter spec must be a name or 'module:attr', got {spec!r}")
+    if ":" in spec:
+        factory = import_object(spec)
+        label = spec
+    else:
+        factory = INTERPRETERS.get(spec)
+        label = spec
+    if not callable(factory):
+        raise PluginImportError(f"{spec!r} resolves to {type(factory).__name__}, not a class or factory")
+    try:
+        interp = factory(**params)
+    except TypeError as exc:
+        raise ConfigError(f"could not build interpreter {spec!r} with params {params}: {exc}") from exc
+    if not isinstance(interp, Interpreter):
+        raise PluginImportError(
+            f"{spec!r} built a {type(interp).__name__}; an interpreter must subclass "
+            "robustbench_interp.Interpreter (and implement explain)"
+        )
+    if not interp.name:
+        interp.name = label  # type: ignore[misc]
+    return interp
+
+
+# Built-ins register themselves on import (one method per module).
+from robustbench_interp.interpreters import (  # noqa: E402,F401  (registration side effect)
+    gradcam,
+    gradient_x_input,
+    integrated_gradients,
+    lrp,
+    simplegrad,
+    smoothgrad,
+)

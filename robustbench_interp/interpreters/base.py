@@ -1,0 +1,133 @@
+"""The interpreter interface (SPEC section 2) and the checks the benchmark applies to every map.
+
+An interpreter maps ``(model, x[B,3,H,W], target[B]) -> h[B,h,w]``: one relevance value per spatial
+position, higher = more important for the target class, channels already reduced. Input-level
+interpreters return maps at the input resolution; layer-level ones (``layer_level = True``) on the
+grid of the model's target layer. Interpreters return raw maps; the benchmark normalises them
+(:func:`robustbench_interp.metrics.heatmaps.normalize`).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from robustbench_interp.errors import ConfigError, InterpreterError
+
+
+class Interpreter(abc.ABC):
+    """Base class of every interpreter.
+
+    Subclasses set the class attributes and implement :meth:`explain`. Constructor keyword
+    arguments are the method's hyper-parameters (e.g. ``n_samples`` for SmoothGrad); they are
+    stored in :attr:`params` so that a benchmark cell can record them.
+    """
+
+    #: Registered name; set by :func:`register_interpreter` when left empty.
+    name: ClassVar[str] = ""
+    #: True when the map lives on the target layer's grid rather than the input's.
+    layer_level: ClassVar[bool] = False
+    #: True when ``explain(..., create_graph=True)`` is differentiable w.r.t. the model's weights.
+    differentiable: ClassVar[bool] = True
+
+    def __init__(self, **params: Any) -> None:
+        self.params: dict[str, Any] = dict(params)
+
+    @abc.abstractmethod
+    def explain(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        target: Tensor,
+        *,
+        layer: nn.Module | None = None,
+        create_graph: bool = False,
+    ) -> Tensor:
+        """Return the raw heatmap ``h[B, h, w]`` of ``model`` for ``x[B,3,H,W]`` and classes ``target[B]``.
+
+        ``layer`` is the model's target layer (used by layer-level methods). With
+        ``create_graph=True`` the map is differentiable with respect to the model's parameters.
+        """
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))
+        return f"{type(self).__name__}({args})"
+
+
+def require_layer(interpreter: Interpreter, layer: nn.Module | None) -> nn.Module:
+    """Return ``layer`` or raise a clear error when a layer-level method was given none."""
+    if layer is None:
+        raise ConfigError(
+            f"interpreter {interpreter.name!r} is layer-level and needs the model's target layer: "
+            "pass layer=<module> (load_model(...) returns it as .target_layer)."
+        )
+    return layer
+
+
+@contextlib.contextmanager
+def capture_output(layer: nn.Module) -> Iterator[list[Tensor]]:
+    """Record the output of ``layer`` during forward passes inside the block.
+
+    Yields a list that receives one tensor per call of ``layer``. The hook is removed on exit,
+    whatever happens, so no hook is left behind.
+    """
+    outputs: list[Tensor] = []
+
+    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        if not isinstance(output, Tensor):
+            raise InterpreterError(
+                f"the target layer {type(_module).__name__} returned {type(output).__name__}, "
+                "not a tensor; choose a layer whose output is a single [B,C,h,w] tensor."
+            )
+        outputs.append(output)
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield outputs
+    finally:
+        handle.remove()
+
+
+def check_inputs(x: Tensor, target: Tensor | int) -> tuple[Tensor, Tensor]:
+    """Validate ``x[B,3,H,W]`` and ``target`` (an int or ``[B]`` tensor); return both as tensors."""
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ConfigError(f"x must be a [B, C, H, W] tensor, got {shape}")
+    if isinstance(target, int):
+        target = torch.full((x.shape[0],), target, dtype=torch.long, device=x.device)
+    if not isinstance(target, Tensor) or target.shape != (x.shape[0],):
+        shape = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__
+        raise ConfigError(f"target must be an int or a [B]={x.shape[0]} tensor of classes, got {shape}")
+    return x, target.to(device=x.device, dtype=torch.long)
+
+
+def check_map(name: str, h: object, batch: int, grid: tuple[int, int] | None = None) -> Tensor:
+    """Check a returned map: a finite floating ``[batch, h, w]`` tensor (on ``grid`` if given).
+
+    Raises :class:`InterpreterError` naming the interpreter, what was wrong and what was expected.
+    """
+    if not isinstance(h, Tensor):
+        raise InterpreterError(
+            f"interpreter {name!r} returned {type(h).__name__}; explain() must return a Tensor[B, h, w]"
+        )
+    if h.dim() != 3 or h.shape[0] != batch:
+        raise InterpreterError(
+            f"interpreter {name!r} returned a map of shape {tuple(h.shape)}; expected [B={batch}, h, w] "
+            "(reduce channels, keep the batch)"
+        )
+    if grid is not None and tuple(h.shape[1:]) != tuple(grid):
+        raise InterpreterError(
+            f"interpreter {name!r} returned a {tuple(h.shape[1:])} map; expected {tuple(grid)} "
+            "(input resolution for input-level methods, the target layer's grid for layer-level ones)"
+        )
+    if not h.is_floating_point():
+        raise InterpreterError(f"interpreter {name!r} returned dtype {h.dtype}; expected a floating dtype")
+    if not torch.isfinite(h).all():
+        bad = int((~torch.isfinite(h)).sum())
+        raise InterpreterError(f"interpreter {name!r} returned a map with {bad} NaN or infinite values")
+    return h

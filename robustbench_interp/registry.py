@@ -1,0 +1,151 @@
+"""One generic name -> factory registry, used for interpreters, attacks and models.
+
+A registry fails helpfully: a duplicate name is an error, and an unknown name says which registered
+names are close. Installed packages add entries through an entry-point group, loaded lazily the
+first time the registry is listed or queried, so importing the package has no side effect beyond
+registering the built-ins.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from typing import Generic, TypeVar
+
+from robustbench_interp.errors import DuplicateNameError, PluginImportError, UnknownNameError
+
+T = TypeVar("T")
+
+
+def import_object(spec: str) -> object:
+    """Import ``"package.module:attr"`` (``attr`` may be dotted) and return the attribute.
+
+    Raises :class:`PluginImportError` saying whether the module or the attribute failed.
+    """
+    module_name, sep, attr_path = spec.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise PluginImportError(
+            f"{spec!r} is not of the form 'package.module:attr'; give a registered name or a "
+            "full import path such as 'my_pkg.methods:MyInterpreter'."
+        )
+    try:
+        obj: object = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PluginImportError(
+            f"could not import module {module_name!r} of {spec!r}: {exc}. Is the package installed "
+            "in this environment (pip install -e <path>) and on sys.path?"
+        ) from exc
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise PluginImportError(
+                f"module {module_name!r} was imported but has no attribute {attr_path!r} "
+                f"(failed at {part!r}) in {spec!r}."
+            ) from exc
+    return obj
+
+
+class Registry(Generic[T]):
+    """A mapping of names to factories (classes or callables that build an object).
+
+    ``kind`` names what is registered, for messages ("interpreter", "attack", ...).
+    ``group`` is the entry-point group through which installed packages add entries.
+    """
+
+    def __init__(self, kind: str, group: str | None = None) -> None:
+        self.kind = kind
+        self.group = group
+        self._entries: dict[str, T] = {}
+        self._origins: dict[str, str] = {}
+        self._broken: dict[str, str] = {}  # entry points that failed to load: name -> reason
+        self._entry_points_loaded = group is None
+
+    def add(self, name: str, factory: T, *, origin: str = "built-in") -> T:
+        """Register ``factory`` under ``name``; a name registered twice is an error."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+        if name in self._entries:
+            raise DuplicateNameError(
+                f"{self.kind} {name!r} is already registered (by {self._origins[name]}); "
+                f"choose another name or unregister the first one."
+            )
+        self._entries[name] = factory
+        self._origins[name] = origin
+        return factory
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator form of :meth:`add`: ``@registry.register("name")``."""
+
+        def decorator(factory: T) -> T:
+            origin = getattr(factory, "__module__", "user code")
+            return self.add(name, factory, origin=origin)
+
+        return decorator
+
+    def remove(self, name: str) -> None:
+        """Unregister ``name`` (mainly for tests and interactive sessions)."""
+        self.get(name)
+        del self._entries[name]
+        del self._origins[name]
+
+    def get(self, name: str) -> T:
+        """Return the factory registered as ``name``; an unknown name lists the closest ones."""
+        self._load_entry_points()
+        try:
+            return self._entries[name]
+        except KeyError:
+            pass
+        if name in self._broken:
+            raise PluginImportError(self._broken[name])
+        close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownNameError(
+            f"unknown {self.kind} {name!r}.{hint} Registered: {', '.join(self.names()) or 'none'}."
+        )
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Sorted registered names, optionally filtered by an fnmatch ``pattern`` (e.g. ``"lrp*"``)."""
+        self._load_entry_points()
+        names = sorted({*self._entries, *self._broken})
+        return fnmatch.filter(names, pattern) if pattern else names
+
+    def origin(self, name: str) -> str:
+        """Where ``name`` was registered from ("built-in", a module, or an entry point)."""
+        self.get(name)
+        return self._origins[name]
+
+    def __contains__(self, name: object) -> bool:
+        self._load_entry_points()
+        return name in self._entries or name in self._broken
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        assert self.group is not None
+        for ep in metadata.entry_points(group=self.group):
+            if ep.name in self._entries:
+                raise DuplicateNameError(
+                    f"entry point {ep.name!r} ({ep.value}) of group {self.group!r} clashes with the "
+                    f"{self.kind} already registered by {self._origins[ep.name]}; rename it."
+                )
+            try:
+                factory = ep.load()
+            except Exception as exc:
+                # A broken plug-in stays listed and fails its own cells (on get), not the run.
+                self._broken[ep.name] = (
+                    f"could not load {self.kind} plug-in {ep.name!r} = {ep.value!r} "
+                    f"(entry-point group {self.group!r}): {type(exc).__name__}: {exc}"
+                )
+                continue
+            self.add(ep.name, factory, origin=f"entry point {ep.value}")
