@@ -1,0 +1,195 @@
+"""The one fine-tuning loop of every manipulation attack (Heo et al. 2019, eq. 2; SPEC section 3).
+
+    L(w) = CE(D; w) + lambda * L_F(D_fool; w, w0)
+
+minimised with Adam, the model in eval mode (BatchNorm statistics frozen), all parameters trainable,
+the penalty computed *through* the attacking interpreter (``create_graph=True``). With
+``params.adv`` the cross-entropy term is taken on "free" adversarial examples (Shafahi et al. 2019)
+as the manipulation runs, so an adversarially trained base model stays adversarially trained.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from robustbench_interp.attacks.penalties import (
+    active_penalty,
+    center_mass_penalty,
+    location_penalty,
+    topk_penalty,
+)
+from robustbench_interp.config import Attack, AttackParams
+from robustbench_interp.errors import InterpreterError
+from robustbench_interp.interpreters.base import Interpreter, check_map
+from robustbench_interp.models.adversarial import FreePerturbation
+
+#: Called after every step with (step, total_steps, losses); used for progress bars.
+ProgressFn = Callable[[int, int, dict[str, float]], None]
+
+
+@dataclass
+class Manipulation:
+    """The outcome of one manipulation: the fine-tuned model and its loss history."""
+
+    model: nn.Module
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _cycle(loader: DataLoader) -> Iterator:
+    while True:
+        yield from loader
+
+
+def _loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator)
+
+
+def explain_checked(
+    interpreter: Interpreter,
+    model: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    layer: nn.Module | None,
+    *,
+    create_graph: bool,
+) -> Tensor:
+    """Run ``interpreter`` and check its map (shape, dtype, finiteness); errors name the interpreter."""
+    try:
+        h = interpreter.explain(model, x, target, layer=layer, create_graph=create_graph)
+    except InterpreterError:
+        raise
+    except Exception as exc:  # a plug-in's own failure becomes the cell's recorded reason
+        raise InterpreterError(f"interpreter {interpreter.name!r} raised {type(exc).__name__}: {exc}") from exc
+    return check_map(interpreter.name, h, x.shape[0])
+
+
+class _Penalty:
+    """The penalty L_F of one attack, with the original model's maps as the frozen reference."""
+
+    def __init__(
+        self,
+        attack: Attack,
+        interpreter: Interpreter,
+        model0: nn.Module,
+        layer0: nn.Module | None,
+        params: AttackParams,
+        classes: tuple[int, int] | None,
+    ) -> None:
+        self.attack, self.interpreter, self.params, self.classes = attack, interpreter, params, classes
+        self.model0, self.layer0 = model0, layer0
+
+    def _reference(self, x: Tensor, target: Tensor) -> Tensor:
+        return explain_checked(self.interpreter, self.model0, x, target, self.layer0, create_graph=False).detach()
+
+    def __call__(self, model: nn.Module, layer: nn.Module | None, x: Tensor, y: Tensor) -> Tensor:
+        def explain(target: Tensor) -> Tensor:
+            return explain_checked(self.interpreter, model, x, target, layer, create_graph=True)
+
+        if self.attack is Attack.LOCATION:
+            return location_penalty(explain(y))
+        if self.attack is Attack.TOPK:
+            return topk_penalty(explain(y), self._reference(x, y), k=self.params.k)
+        if self.attack is Attack.CENTER_MASS:
+            return center_mass_penalty(explain(y), self._reference(x, y))
+        assert self.classes is not None, "Active fooling needs its two classes"
+        t1 = torch.full_like(y, self.classes[0])
+        t2 = torch.full_like(y, self.classes[1])
+        return active_penalty(explain(t1), explain(t2), self._reference(x, t1), self._reference(x, t2))
+
+
+def _same_layer(model0: nn.Module, model: nn.Module, layer: nn.Module | None) -> nn.Module | None:
+    """The module of ``model`` that sits where ``layer`` sits in ``model0`` (after a deepcopy)."""
+    if layer is None:
+        return None
+    for (_, module0), (_, module) in zip(model0.named_modules(), model.named_modules()):
+        if module0 is layer:
+            return module
+    raise InterpreterError(f"the target layer {type(layer).__name__} is not a module of the model")
+
+
+def manipulate(
+    model0: nn.Module,
+    layer0: nn.Module | None,
+    interpreter: Interpreter,
+    attack: Attack,
+    params: AttackParams,
+    train_data: Dataset,
+    fool_data: Dataset | None = None,
+    *,
+    classes: tuple[int, int] | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: ProgressFn | None = None,
+) -> Manipulation:
+    """Fine-tune a copy of ``model0`` so that ``interpreter``'s maps are fooled by ``attack``.
+
+    ``train_data`` yields ``(x, y)`` for the cross-entropy term; ``fool_data`` yields images (or
+    ``(x, ...)`` tuples) for Active fooling's penalty (passive attacks use the training batch).
+    ``model0`` is not modified. The returned model is in eval mode on ``device``.
+    """
+    if not interpreter.differentiable:
+        raise InterpreterError(
+            f"interpreter {interpreter.name!r} is not differentiable: it cannot be attacked adaptively "
+            "and is scored by transfer only"
+        )
+    if attack is Attack.ACTIVE and (fool_data is None or classes is None):
+        raise ValueError("Active fooling needs fool_data (the composites) and classes=(c1, c2)")
+    torch.manual_seed(seed)
+    device = torch.device(device)
+    model0 = model0.to(device).eval()
+    model = copy.deepcopy(model0).eval()
+    layer = _same_layer(model0, model, layer0)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
+    penalty = _Penalty(attack, interpreter, model0, layer0, params, classes)
+    batches = _cycle(_loader(train_data, params.batch_size, seed))
+    fool_batches = _cycle(_loader(fool_data, params.batch_size, seed + 1)) if fool_data is not None else None
+    perturbation = FreePerturbation(params.eps) if params.adv else None
+    replays = params.replays if params.adv else 1
+    total = params.steps
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    for step in range(total):
+        x, y = (t.to(device) for t in next(batches)[:2])
+        if fool_batches is not None:  # Active: composites; the targets are the two classes
+            xf = next(fool_batches)
+            xf = (xf[0] if isinstance(xf, (list, tuple)) else xf).to(device)
+            yf = torch.empty(xf.shape[0], dtype=torch.long, device=device)
+        else:
+            xf, yf = x, y
+        for _ in range(replays):
+            x_ce = perturbation.perturb(x) if perturbation is not None else x
+            ce = F.cross_entropy(model(x_ce), y)
+            pen = penalty(model, layer, xf, yf)
+            loss = ce + params.lam * pen
+            if not math.isfinite(float(loss)):
+                raise InterpreterError(
+                    f"the manipulation loss became {float(loss)} at step {step} (CE {float(ce):.4g}, "
+                    f"penalty {float(pen):.4g}); lower lr={params.lr} or lambda={params.lam}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if perturbation is not None:
+                perturbation.step()
+        record = {"step": float(step), "ce": float(ce), "penalty": float(pen), "loss": float(loss)}
+        history.append(record)
+        if progress is not None:
+            progress(step + 1, total, record)
+    model.eval()
+    return Manipulation(model=model, history=history, seconds=time.perf_counter() - start)
+
+
+__all__ = ["Manipulation", "explain_checked", "manipulate"]
