@@ -1,0 +1,264 @@
+"""Configs are data: the axes of the benchmark as enums and one benchmark cell as a frozen dataclass.
+
+A :class:`CellConfig` is one manipulation run (SPEC sections 3 and 5): a base model of a track,
+fine-tuned with an attack through an interpreter, with its hyper-parameters and seed. Its
+:attr:`CellConfig.cell_id`, a hash of the whole config including :data:`BENCHMARK_VERSION`, is the
+cell's identity in the store: change anything, and it is a different cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from typing import Any, TypeVar
+
+from robustbench_interp.errors import ConfigError, UnknownNameError
+
+#: Version of the benchmark's computation (losses, test losses, training loop, data). Bump it when a
+#: change makes earlier results incomparable: it is part of every cell's hash, so old records are
+#: no longer found and cells are recomputed, while the old files stay readable.
+BENCHMARK_VERSION = "1"
+
+
+class Attack(str, Enum):
+    """The manipulation attacks of Heo et al. 2019 (SPEC section 3)."""
+
+    LOCATION = "location"
+    TOPK = "topk"
+    CENTER_MASS = "center_mass"
+    ACTIVE = "active"
+
+    @property
+    def is_active(self) -> bool:
+        return self is Attack.ACTIVE
+
+
+class Track(str, Enum):
+    """The benchmark's tracks (SPEC section 6)."""
+
+    TINY = "tiny"
+    IMAGENET = "imagenet"
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def as_enum(enum_cls: type[E], value: E | str) -> E:
+    """Convert ``value`` (a member or its string value) to ``enum_cls`` at once, so a typo fails here.
+
+    Raises :class:`UnknownNameError` listing the valid values.
+    """
+    if isinstance(value, enum_cls):
+        return value
+    try:
+        return enum_cls(value)
+    except ValueError:
+        valid = ", ".join(repr(m.value) for m in enum_cls)
+        raise UnknownNameError(f"unknown {enum_cls.__name__.lower()} {value!r}; valid: {valid}") from None
+
+
+def _number(name: str, value: Any, *, integer: bool = False) -> Any:
+    ok_types = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, ok_types) or not math.isfinite(value):
+        kind = "an integer" if integer else "a finite number"
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+@dataclass(frozen=True)
+class AttackParams:
+    """Hyper-parameters of the fine-tuning loop (SPEC section 3).
+
+    ``lr``: Adam learning rate. ``lam``: the penalty weight lambda. ``epochs``: passes over the
+    training split; ``steps``, when set, caps the number of optimizer steps. ``batch_size``: images
+    per step (the paper: 8). ``k``: the top-k fraction (Top-k attack, 0.1).
+    Adversarial training (Shafahi et al. 2019, "free" AT kept during the manipulation): ``adv``
+    turns it on, ``eps`` is the L-inf radius on [0, 1] inputs, ``replays`` the number m of replays
+    of each minibatch. Floats are stored as floats so that ``lr=1`` and ``lr=1.0`` hash alike.
+    """
+
+    lr: float
+    lam: float
+    epochs: int = 1
+    steps: int | None = None
+    batch_size: int = 8
+    k: float = 0.1
+    adv: bool = False
+    eps: float = 0.0
+    replays: int = 1
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        for name in ("lr", "lam", "k", "eps"):
+            set_(self, name, _number(name, getattr(self, name)))
+        for name in ("epochs", "batch_size", "replays"):
+            set_(self, name, _number(name, getattr(self, name), integer=True))
+        if self.steps is not None:
+            set_(self, "steps", _number("steps", self.steps, integer=True))
+        if not isinstance(self.adv, bool):
+            raise ConfigError(f"adv must be True or False, got {self.adv!r}")
+        checks = [
+            (self.lr > 0, f"lr must be > 0, got {self.lr!r} (the paper uses 1e-7 .. 6e-6 on ImageNet)"),
+            (self.lam >= 0, f"lam (lambda) must be >= 0, got {self.lam!r}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs!r}"),
+            (self.steps is None or self.steps >= 1, f"steps must be >= 1 or None, got {self.steps!r}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size!r}"),
+            (0 < self.k <= 1, f"k is the top-k fraction and must lie in (0, 1], got {self.k!r}"),
+            (self.eps >= 0, f"eps must be >= 0, got {self.eps!r}"),
+            (self.replays >= 1, f"replays must be >= 1, got {self.replays!r}"),
+            (not self.adv or self.eps > 0, f"adversarial training (adv=True) needs eps > 0, got {self.eps}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AttackParams:
+        return cls(**_known(cls, data))
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s) {unknown}; valid: {sorted(names)}")
+    return dict(data)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _param_value(key: str, value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_param_value(key, v) for v in value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"interpreter parameter {key!r} must be finite, got {value!r}")
+    if isinstance(value, Enum):
+        return value.value
+    if not isinstance(value, _SCALARS):
+        raise ConfigError(
+            f"interpreter parameter {key!r} has a {type(value).__name__} value {value!r}; "
+            "use JSON scalars (str, int, float, bool, None) or lists of them"
+        )
+    return value
+
+
+def normalize_interpreter_params(params: Any) -> tuple[tuple[str, Any], ...]:
+    """A dict or pairs of interpreter keyword arguments as a sorted, hashable tuple of pairs."""
+    items = params.items() if isinstance(params, dict) else params
+    try:
+        pairs = [(str(k), _param_value(str(k), v)) for k, v in items]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"interpreter_params must be a dict or (key, value) pairs, got {params!r}"
+        ) from None
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"interpreter_params has a repeated key: {sorted(keys)}")
+    return tuple(sorted(pairs))
+
+
+def _jsonable(value: Any) -> Any:
+    return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """One manipulation cell: fine-tune ``model`` of ``track`` with ``attack`` through ``interpreter``.
+
+    ``model`` is the base model's name (e.g. "vgg", "vgg-adv"); ``interpreter`` the attacking
+    interpreter's spec string (a registered name or "package.module:attr"); ``interpreter_params``
+    its keyword arguments as a sorted tuple of pairs (a dict is accepted and converted);
+    ``classes`` = (c1, c2) for the Active attack (required there, forbidden otherwise); ``version``
+    the benchmark computation version. Strings for ``track`` and ``attack`` are converted to the
+    enums at once.
+    """
+
+    track: Track
+    model: str
+    attack: Attack
+    interpreter: str
+    params: AttackParams
+    interpreter_params: tuple[tuple[str, Any], ...] = ()
+    seed: int = 0
+    classes: tuple[int, int] | None = None
+    version: str = field(default=BENCHMARK_VERSION)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "track", as_enum(Track, self.track))
+        set_(self, "attack", as_enum(Attack, self.attack))
+        for name in ("model", "interpreter", "version"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
+        if isinstance(self.params, dict):
+            set_(self, "params", AttackParams.from_dict(self.params))
+        if not isinstance(self.params, AttackParams):
+            raise ConfigError(f"params must be AttackParams (or its dict), got {type(self.params).__name__}")
+        set_(self, "interpreter_params", normalize_interpreter_params(self.interpreter_params))
+        set_(self, "seed", _number("seed", self.seed, integer=True))
+        set_(self, "classes", self._check_classes())
+
+    def _check_classes(self) -> tuple[int, int] | None:
+        if self.attack is not Attack.ACTIVE:
+            if self.classes is not None:
+                raise ConfigError(
+                    f"classes={self.classes!r} is only for the active attack, not {self.attack.value!r}; "
+                    "leave it None"
+                )
+            return None
+        if self.classes is None or len(self.classes) != 2:
+            raise ConfigError(
+                f"the active attack needs classes=(c1, c2), got {self.classes!r} "
+                "(ImageNet: (386, 555), African elephant and fire truck)"
+            )
+        c1, c2 = (_number("classes", c, integer=True) for c in self.classes)
+        if c1 < 0 or c2 < 0 or c1 == c2:
+            raise ConfigError(f"classes must be two different non-negative class indices, got {(c1, c2)}")
+        return c1, c2
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: enums as their values, interpreter_params as a dict (sorted keys)."""
+        return {
+            "track": self.track.value,
+            "model": self.model,
+            "attack": self.attack.value,
+            "interpreter": self.interpreter,
+            "interpreter_params": {k: _jsonable(v) for k, v in self.interpreter_params},
+            "params": self.params.to_dict(),
+            "seed": self.seed,
+            "classes": list(self.classes) if self.classes is not None else None,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellConfig:
+        """Inverse of :meth:`to_dict`: ``CellConfig.from_dict(c.to_dict()) == c``."""
+        data = _known(cls, data)
+        if isinstance(data.get("classes"), list):
+            data["classes"] = tuple(data["classes"])
+        return cls(**data)
+
+    def canonical_json(self) -> str:
+        """The config as canonical JSON (sorted keys, no spaces): the input of :attr:`cell_id`."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+    @property
+    def cell_id(self) -> str:
+        """First 16 hex characters of the SHA-256 of :meth:`canonical_json`; stable across processes."""
+        return hashlib.sha256(self.canonical_json().encode("ascii")).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        """Human-readable name, e.g. ``"tiny-vgg-location-gradcam"`` (not unique; the id is)."""
+        parts = [self.track.value, self.model, self.attack.value, self.interpreter]
+        if self.classes is not None:
+            parts.append(f"{self.classes[0]}v{self.classes[1]}")
+        return "-".join(parts)

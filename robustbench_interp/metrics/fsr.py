@@ -1,0 +1,115 @@
+"""The Fooling Success Rate (Heo et al., NeurIPS 2019, eq. 6; SPEC section 4) and its error bar.
+
+    FSR = 100 * (1/|V|) * sum_i 1[t_i in R_F]
+
+``R_F`` is a closed interval per attack (:data:`SUCCESS_INTERVALS`). Always report the baseline FSR
+beside it: the same rate computed on the test losses with ``w*`` replaced by ``w0`` (see
+:mod:`robustbench_interp.metrics.test_losses`); :func:`fsr_summary` computes both together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from robustbench_interp.errors import ConfigError, UnknownNameError
+
+#: Closed success intervals R_F per attack (Heo et al. 2019, section 4.2 and Appendix C). The
+#: Active interval applies to each of its two test losses (c1 and c2) separately.
+SUCCESS_INTERVALS: dict[str, tuple[float, float]] = {
+    "location": (0.0, 0.2),
+    "topk": (0.0, 0.3),
+    "center_mass": (0.1, 1.0),
+    "active": (0.5, 2.0),
+}
+
+
+def success_interval(attack: str | Enum) -> tuple[float, float]:
+    """The success interval R_F of ``attack`` (a name or an ``Attack`` enum member)."""
+    name = getattr(attack, "value", attack)
+    try:
+        return SUCCESS_INTERVALS[name]
+    except (KeyError, TypeError):
+        raise UnknownNameError(
+            f"no success interval for attack {attack!r}; valid: {', '.join(SUCCESS_INTERVALS)}"
+        ) from None
+
+
+def _interval(interval: tuple[float, float] | str | Enum) -> tuple[float, float]:
+    if isinstance(interval, (str, Enum)):
+        return success_interval(interval)
+    lo, hi = interval
+    if not lo <= hi:
+        raise ConfigError(f"a success interval needs lo <= hi, got ({lo}, {hi})")
+    return float(lo), float(hi)
+
+
+def successes(t: Tensor | Sequence[float], interval: tuple[float, float] | str | Enum) -> Tensor:
+    """Boolean ``[N]``: which test losses lie in the closed interval (an attack name is accepted).
+
+    A NaN test loss is never a success. The bounds are compared in the dtype of ``t`` (float32
+    test losses against ``float32(0.2)``), so a test loss equal to a bound counts as inside.
+    """
+    lo, hi = _interval(interval)
+    t = torch.as_tensor(t).detach().reshape(-1)
+    if not t.is_floating_point():
+        t = t.double()
+    return (t >= lo) & (t <= hi)
+
+
+def fooling_success_rate(t: Tensor | Sequence[float], interval: tuple[float, float] | str | Enum) -> float:
+    """``100 * mean(t_i in [lo, hi])``, the bounds included (Heo et al. 2019, eq. 6).
+
+    ``interval`` is a ``(lo, hi)`` pair or an attack name whose :data:`SUCCESS_INTERVALS` is used.
+    """
+    hit = successes(t, interval)
+    if hit.numel() == 0:
+        raise ConfigError("the FSR of zero test losses is undefined; evaluate at least one image")
+    return 100.0 * float(hit.double().mean())
+
+
+def fsr_confidence_interval(successes: int, n: int, *, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval for an FSR, in percent: ``(low, high)``; 95% for the default ``z``.
+
+    Wilson (1927) rather than the normal approximation, because FSRs are often near 0% or 100% and
+    computed on a few hundred images, where the normal interval leaves [0, 100] or collapses to a
+    point. Researchers get an error bar: two FSRs whose intervals overlap widely are not different.
+    """
+    if n <= 0 or not 0 <= successes <= n:
+        raise ConfigError(f"need 0 <= successes <= n and n > 0, got successes={successes}, n={n}")
+    p = successes / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+
+
+def fsr_summary(t: Tensor, t0: Tensor, interval: tuple[float, float] | str | Enum) -> dict[str, Any]:
+    """FSR and baseline FSR with their Wilson 95% intervals, as plain numbers for the store.
+
+    ``t`` are the test losses of ``w*`` against ``w0``, ``t0`` those with ``w*`` replaced by ``w0``.
+    Returns ``{"fsr", "fsr_ci", "baseline_fsr", "baseline_fsr_ci", "n", "successes",
+    "baseline_successes", "mean_test_loss"}`` (intervals as ``[low, high]`` lists).
+    """
+    hit, hit0 = successes(t, interval), successes(t0, interval)
+    n = int(hit.numel())
+    if n == 0 or int(hit0.numel()) != n:
+        raise ConfigError(
+            f"need the same non-zero number of test losses for w* and w0, got {n} and {hit0.numel()}"
+        )
+    s, s0 = int(hit.sum()), int(hit0.sum())
+    return {
+        "fsr": 100.0 * s / n,
+        "fsr_ci": list(fsr_confidence_interval(s, n)),
+        "baseline_fsr": 100.0 * s0 / n,
+        "baseline_fsr_ci": list(fsr_confidence_interval(s0, n)),
+        "n": n,
+        "successes": s,
+        "baseline_successes": s0,
+        "mean_test_loss": float(torch.as_tensor(t).double().mean()),
+    }

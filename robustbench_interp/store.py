@@ -1,0 +1,405 @@
+"""Per-cell results on disk: written atomically, read back, resumed.
+
+Layout under ``root``::
+
+    cells/<cell_id>.json                    one record per manipulation cell (CellConfig.cell_id)
+    scores/<cell_id>/<interpreter key>.json one record per (manipulated cell, scored interpreter)
+    weights/<cell_id>.pt                    the manipulated state_dict (weights_path)
+    artifacts/<cell_id>/<name>              any other per-cell file (artifact_path)
+
+**Atomic writes.** Every file is written to a temporary file in the same directory, flushed and
+fsync'ed, then moved over its final name with ``os.replace`` (atomic on POSIX and Windows). A
+process killed mid-write leaves at worst a hidden ``.*.tmp`` file, which is never read as a record;
+the previous version of the record, if any, is intact. Files that do not parse as a complete record
+(written by other means, truncated by a full disk) are skipped with a warning, never fatal.
+
+**Resume and failures.** :meth:`Store.has` says whether a cell needs no computation. A cell whose
+computation failed (``put_failed``: e.g. a broken plug-in interpreter) counts as done by default,
+so a failing plug-in is not recomputed on every run; pass ``retry_failed=True`` (the CLI's
+``--retry-failed``) to try failed cells again. An ok record always counts as done.
+
+**Transfer scores.** Scoring interpreter J on a manipulated cell writes its own file
+``scores/<cell_id>/<J>.json``; it never rewrites the cell record nor the other interpreters' scores.
+Adding an interpreter later computes only its own scores (``has_score`` is False for it alone). The
+adaptive score (J = the attacking interpreter) is stored the same way, so the transfer matrix has a
+uniform diagonal.
+
+Records hold numbers as numbers (floats, ints, lists, nested dicts), never formatted strings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from robustbench_interp.config import BENCHMARK_VERSION, CellConfig, normalize_interpreter_params
+from robustbench_interp.errors import ConfigError, MissingResourceError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+_META_COLUMNS = ("cell_id", "label", "status", "reason", "created", "version")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class StoreWarning(UserWarning):
+    """A file in the store could not be read as a record and was skipped."""
+
+
+# --------------------------------------------------------------------------- atomic file writes
+
+
+@contextlib.contextmanager
+def _atomic_target(path: Path) -> Iterator[Any]:
+    """Yield a binary file object; on success its content replaces ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable too (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temp file, fsync, ``os.replace``).
+
+    Non-finite floats are refused (JSON has no NaN): a ``ValueError`` names the problem.
+    """
+    try:
+        text = json.dumps(data, indent=1, sort_keys=True, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"cannot store {path}: {exc}; metrics must be finite numbers") from exc
+    with _atomic_target(Path(path)) as f:
+        f.write(text.encode("utf-8"))
+
+
+def atomic_save_state_dict(path: str | os.PathLike[str], state_dict: Mapping[str, Any]) -> None:
+    """``torch.save`` a state_dict to ``path`` atomically (temp file in the same folder, ``os.replace``)."""
+    import torch
+
+    with _atomic_target(Path(path)) as f:
+        torch.save(dict(state_dict), f)
+
+
+def load_state_dict_safe(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a state_dict saved by :func:`atomic_save_state_dict` with ``torch.load(weights_only=True)``.
+
+    Raises :class:`MissingResourceError` when the file is missing or unreadable (delete it and
+    recompute the cell).
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingResourceError(f"no weights file at {path}; recompute the cell that writes it")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises various errors on truncated or foreign files
+        raise MissingResourceError(
+            f"could not load weights {path}: {type(exc).__name__}: {exc}; delete the file and recompute"
+        ) from exc
+
+
+# --------------------------------------------------------------------------- record helpers
+
+
+def plain(value: Any, where: str = "metrics") -> Any:
+    """``value`` as plain JSON numbers: tensors / numpy scalars and arrays become floats, ints, lists.
+
+    Strings are refused: results hold numbers, never formatted strings (STYLE: numbers stay numbers).
+    """
+    if isinstance(value, Mapping):
+        return {str(k): plain(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v, where) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if hasattr(value, "tolist"):  # torch.Tensor, numpy arrays and scalars
+        return plain(value.tolist(), where)
+    if isinstance(value, str):
+        raise ConfigError(f"{where} is the string {value!r}; store the number itself, not a formatted string")
+    raise ConfigError(f"{where} has a {type(value).__name__} value; store numbers, lists or dicts of numbers")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_json(path: Path, required: tuple[str, ...]) -> dict[str, Any] | None:
+    """A record from ``path``, or None with a :class:`StoreWarning` if it is not a complete one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        warnings.warn(f"skipping unreadable store file {path}: {exc}", StoreWarning, stacklevel=3)
+        return None
+    missing = [k for k in required if not isinstance(data, dict) or k not in data]
+    if missing:
+        warnings.warn(f"skipping store file {path}: not a complete record (missing {missing})",
+                      StoreWarning, stacklevel=3)
+        return None
+    return data
+
+
+def _filter_value(value: Any) -> Any:
+    if isinstance(value, tuple):  # e.g. classes=(386, 555), stored as a JSON list
+        return [_filter_value(v) for v in value]
+    return value.value if isinstance(value, Enum) else value
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+
+
+def interpreter_key(interpreter: str, interpreter_params: Any = ()) -> str:
+    """File-name key of a scored interpreter: its name when that is a safe file name and it has no
+    parameters, else the sanitised name plus 8 hex of a hash of (name, parameters)."""
+    params = normalize_interpreter_params(interpreter_params)
+    if _SAFE_NAME.match(interpreter) and not params:
+        return interpreter
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", interpreter)[:64]
+    digest = hashlib.sha256(json.dumps([interpreter, params], sort_keys=True).encode()).hexdigest()[:8]
+    return f"{safe}-{digest}"
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class Store:
+    """A directory of per-cell results (see the module docstring for the layout and guarantees)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # ---- cells
+
+    def cell_path(self, cell_id: str) -> Path:
+        return self.root / "cells" / f"{_checked_id(cell_id)}.json"
+
+    def get(self, cell_id: str) -> dict[str, Any] | None:
+        """The record of ``cell_id``, or None if absent or unreadable (a warning says which)."""
+        record = _read_json(self.cell_path(cell_id), ("cell_id", "status", "config"))
+        if record is not None and record["cell_id"] != cell_id:
+            warnings.warn(f"skipping {self.cell_path(cell_id)}: it holds cell {record['cell_id']!r}",
+                          StoreWarning, stacklevel=2)
+            return None
+        return record
+
+    def status(self, cell_id: str) -> str | None:
+        """``"ok"``, ``"failed"`` or None (no readable record)."""
+        record = self.get(cell_id)
+        return None if record is None else record["status"]
+
+    def has(self, cell_id: str, *, retry_failed: bool = False) -> bool:
+        """Whether ``cell_id`` needs no computation: an ok record, or a failed one unless ``retry_failed``."""
+        status = self.status(cell_id)
+        return status == STATUS_OK or (status == STATUS_FAILED and not retry_failed)
+
+    def put(self, config: CellConfig, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        """Record a completed cell with its ``metrics`` (numbers, lists, dicts of numbers)."""
+        return self._put(config, STATUS_OK, None, plain(dict(metrics)))
+
+    def put_failed(self, config: CellConfig, reason: str) -> dict[str, Any]:
+        """Record a cell whose computation failed, with the ``reason`` (e.g. the exception text)."""
+        return self._put(config, STATUS_FAILED, str(reason), {})
+
+    def _put(
+        self, config: CellConfig, status: str, reason: str | None, metrics: dict[str, Any]
+    ) -> dict[str, Any]:
+        if not isinstance(config, CellConfig):
+            raise ConfigError(f"the store records CellConfig objects, got {type(config).__name__}")
+        record = {
+            "cell_id": config.cell_id,
+            "label": config.label,
+            "config": config.to_dict(),
+            "status": status,
+            "reason": reason,
+            "metrics": metrics,
+            "created": _now(),
+            "version": config.version,
+        }
+        atomic_write_json(self.cell_path(config.cell_id), record)
+        return record
+
+    def records(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        """All readable cell records, sorted by cell id, optionally filtered.
+
+        Filters match record fields (``status``, ``version``, ``label``, ``cell_id``) or config
+        fields (``track``, ``model``, ``attack``, ``interpreter``, ``seed``, ...); enums are accepted.
+        Corrupt or partial files are skipped with a :class:`StoreWarning`.
+        """
+        valid = set(_META_COLUMNS) | set(CellConfig.__dataclass_fields__)
+        unknown = sorted(set(filters) - valid)
+        if unknown:
+            raise ConfigError(f"unknown record filter(s) {unknown}; valid: {sorted(valid)}")
+        wanted = {k: _filter_value(v) for k, v in filters.items()}
+        for path in sorted((self.root / "cells").glob("*.json")):
+            record = _read_json(path, ("cell_id", "status", "config"))
+            if record is None:
+                continue
+            fields = {**record["config"], **{k: record.get(k) for k in _META_COLUMNS}}
+            if all(fields.get(k) == v for k, v in wanted.items()):
+                yield record
+
+    def to_dataframe(self, **filters: Any) -> pd.DataFrame:
+        """One row per cell record: meta columns, config fields (``params.lr``, ...), then metrics.
+
+        Nested metrics are flattened with dots (``{"fsr": {"gradcam": 1.0}}`` -> ``fsr.gradcam``); a
+        metric whose name collides with a config or meta column gets the prefix ``metrics.``.
+        """
+        import pandas as pd
+
+        rows = []
+        for record in self.records(**filters):
+            row: dict[str, Any] = {k: record.get(k) for k in _META_COLUMNS}
+            config = dict(record["config"])
+            config.pop("version", None)
+            _flatten("", config, row)
+            metrics: dict[str, Any] = {}
+            _flatten("", record.get("metrics") or {}, metrics)
+            for k, v in metrics.items():
+                row[f"metrics.{k}" if k in row else k] = v
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    # ---- transfer / adaptive scores
+
+    def score_path(self, cell_id: str, interpreter: str, interpreter_params: Any = ()) -> Path:
+        key = interpreter_key(interpreter, interpreter_params)
+        return self.root / "scores" / _checked_id(cell_id) / f"{key}.json"
+
+    def get_score(
+        self, cell_id: str, interpreter: str, interpreter_params: Any = ()
+    ) -> dict[str, Any] | None:
+        """The score record of ``interpreter`` on manipulated cell ``cell_id``, or None."""
+        return _read_json(self.score_path(cell_id, interpreter, interpreter_params),
+                          ("cell_id", "interpreter", "status"))
+
+    def has_score(self, cell_id: str, interpreter: str, interpreter_params: Any = (), *,
+                  retry_failed: bool = False) -> bool:
+        """Like :meth:`has`, for one (cell, scored interpreter) pair."""
+        record = self.get_score(cell_id, interpreter, interpreter_params)
+        status = None if record is None else record["status"]
+        return status == STATUS_OK or (status == STATUS_FAILED and not retry_failed)
+
+    def put_score(self, cell_id: str, interpreter: str, metrics: Mapping[str, Any], *,
+                  interpreter_params: Any = ()) -> dict[str, Any]:
+        """Record the scores of ``interpreter`` on cell ``cell_id``; touches no other file."""
+        metrics = plain(dict(metrics))
+        return self._put_score(cell_id, interpreter, interpreter_params, STATUS_OK, None, metrics)
+
+    def put_score_failed(self, cell_id: str, interpreter: str, reason: str, *,
+                         interpreter_params: Any = ()) -> dict[str, Any]:
+        """Record that scoring ``interpreter`` on cell ``cell_id`` failed, with the ``reason``."""
+        return self._put_score(cell_id, interpreter, interpreter_params, STATUS_FAILED, str(reason), {})
+
+    def _put_score(self, cell_id: str, interpreter: str, interpreter_params: Any, status: str,
+                   reason: str | None, metrics: dict[str, Any]) -> dict[str, Any]:
+        params = normalize_interpreter_params(interpreter_params)
+        cell = self.get(cell_id)
+        record = {
+            "cell_id": cell_id,
+            "interpreter": interpreter,
+            "interpreter_params": {k: v for k, v in params},
+            "status": status,
+            "reason": reason,
+            "metrics": metrics,
+            "created": _now(),
+            "version": cell["version"] if cell else BENCHMARK_VERSION,
+        }
+        atomic_write_json(self.score_path(cell_id, interpreter, params), record)
+        return record
+
+    def scores(self, cell_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """All readable score records (of one cell when ``cell_id`` is given), corrupt files skipped."""
+        base = self.root / "scores"
+        pattern = f"{_checked_id(cell_id)}/*.json" if cell_id else "*/*.json"
+        for path in sorted(base.glob(pattern)):
+            record = _read_json(path, ("cell_id", "interpreter", "status"))
+            if record is not None:
+                yield record
+
+    def scores_dataframe(self) -> pd.DataFrame:
+        """One row per score record, with the manipulated cell's config columns joined in."""
+        import pandas as pd
+
+        cells = {r["cell_id"]: r for r in self.records()}
+        rows = []
+        for record in self.scores():
+            row: dict[str, Any] = {"cell_id": record["cell_id"], "scored_interpreter": record["interpreter"],
+                                   "status": record["status"], "reason": record.get("reason")}
+            cell = cells.get(record["cell_id"])
+            if cell is not None:
+                config = dict(cell["config"])
+                config["attacking_interpreter"] = config.pop("interpreter")
+                _flatten("", {k: v for k, v in config.items() if k != "interpreter_params"}, row)
+            metrics: dict[str, Any] = {}
+            _flatten("", record.get("metrics") or {}, metrics)
+            for k, v in metrics.items():
+                row[f"metrics.{k}" if k in row else k] = v
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    # ---- artefacts
+
+    def weights_path(self, cell_id: str) -> Path:
+        """Path of the manipulated weights of ``cell_id``: ``<root>/weights/<cell_id>.pt`` (folder made)."""
+        path = self.root / "weights" / f"{_checked_id(cell_id)}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def artifact_path(self, cell_id: str, name: str) -> Path:
+        """A path for a per-cell file ``name``: ``<root>/artifacts/<cell_id>/<name>`` (folder created)."""
+        if not name or name in (".", "..") or "/" in name or "\\" in name:
+            raise ConfigError(f"artifact name {name!r} must be a plain file name (no folders)")
+        path = self.root / "artifacts" / _checked_id(cell_id) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _checked_id(cell_id: str) -> str:
+    if not isinstance(cell_id, str) or not re.fullmatch(r"[0-9a-f]{1,64}", cell_id):
+        raise ConfigError(f"{cell_id!r} is not a cell id; use CellConfig.cell_id (hex digits)")
+    return cell_id
+
