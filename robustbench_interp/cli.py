@@ -1,30 +1,173 @@
-"""The ``rbi`` command line."""
+"""The ``rbi`` command line: run the benchmark grid, build the leaderboard, list what is registered.
+
+    rbi run                 train or load the tiny base models, run the default grid, write the leaderboard
+    rbi leaderboard         rebuild leaderboard/<track>/ from the results store
+    rbi list                the registered interpreters, tracks and models
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+
+from robustbench_interp.options import OPTIONS, overrides, split_list
+
+#: `rbi run`'s default grid on the tiny track: every attack x every tiny model x these interpreters.
+RUN_ATTACKERS = ("gradcam", "lrp_t")
+
+
+def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    for flag, kwargs in OPTIONS:
+        if flag in names:
+            parser.add_argument(flag, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rbi", description=__doc__)
+    parser = argparse.ArgumentParser(prog="rbi", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list the registered interpreters")
+
+    run = sub.add_parser("run", help="run the benchmark grid and write the leaderboard")
+    _add_options(run, [flag for flag, _ in OPTIONS])
+    run.add_argument("--score-with", action="append", default=None, metavar="SPEC",
+                     help="interpreters scored on every manipulated model (transfer; default: all registered)")
+    run.add_argument("--leaderboard-dir", default="leaderboard", help="where leaderboard/<track>/ goes")
+    run.add_argument("--no-figures", action="store_true", help="skip the heatmap figures")
+
+    board = sub.add_parser("leaderboard", help="rebuild the leaderboard tables from the store")
+    _add_options(board, ["--track", "--store", "--device", "--eval-size", "--data-root"])
+    board.add_argument("--leaderboard-dir", default="leaderboard")
+    board.add_argument("--figures", action="store_true", help="also draw the heatmap figures (needs the models)")
+
+    sub.add_parser("list", help="list interpreters, tracks and models")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from robustbench_interp import get_interpreter, list_interpreters
+def _progress_printer():
+    """A progress callback drawing one tqdm bar per manipulation, on stderr."""
+    from tqdm import tqdm
 
-    if args.command == "list":
-        for name in list_interpreters():
-            interp = get_interpreter(name)
-            kind = "layer" if interp.layer_level else "input"
-            diff = "differentiable" if interp.differentiable else "transfer only"
-            print(f"{name:24s} {kind:6s} {diff}")
+    bars: dict[str, tqdm] = {}
+
+    def progress(what: str, done: int, total: int, info: dict[str, float]) -> None:
+        if what == "grid":
+            print(f"[rbi] cell {min(done + 1, total)}/{total}" if done < total else f"[rbi] grid done ({total} cells)",
+                  file=sys.stderr, flush=True)
+            return
+        bar = bars.get(what)
+        if bar is None:
+            bar = bars[what] = tqdm(total=total, desc=what, file=sys.stderr, leave=False, mininterval=1.0)
+        bar.update(done - bar.n)
+        if info:
+            bar.set_postfix(ce=f"{info.get('ce', 0):.3f}", pen=f"{info.get('penalty', 0):.3f}", refresh=False)
+        if done >= total:
+            bar.close()
+            del bars[what]
+
+    return progress
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from robustbench_interp.engine import Benchmark
+    from robustbench_interp.grid import build_grid
+    from robustbench_interp.interpreters import list_interpreters
+    from robustbench_interp.leaderboard import write_leaderboard
+    from robustbench_interp.models import list_models
+    from robustbench_interp.store import Store
+
+    started = time.perf_counter()
+    track = args.rbi_track
+    models = split_list(args.rbi_models) or [m for m in list_models(track) if not m.endswith("-adv")]
+    attacks = split_list(args.rbi_attacks) or ["location", "topk", "center_mass", "active"]
+    attackers = args.rbi_interpreter or list(RUN_ATTACKERS)
+    scorers = args.score_with or list_interpreters()
+    cells = build_grid(track, models, attacks, attackers, seed=args.rbi_seed,
+                       overrides=overrides(args.rbi_lr, args.rbi_lam, args.rbi_steps))
+    store = Store(args.rbi_store)
+    bench = Benchmark(store, device=args.rbi_device, eval_size=args.rbi_eval_size, data_root=args.rbi_data_root,
+                      retry_failed=args.rbi_retry_failed, progress=_progress_printer())
+    todo = sum(not store.has(c.cell_id, retry_failed=args.rbi_retry_failed) for c in cells)
+    print(f"[rbi] track {track}: {len(cells)} cells ({todo} to compute), models {models}, attacks {attacks}, "
+          f"attacking interpreters {attackers}; scoring {len(scorers)} interpreters; store {store.root}",
+          file=sys.stderr, flush=True)
+    for name in models:
+        bench.base(track, name)  # trains (first run) or loads the base model, showing progress
+    records = bench.run_grid(cells, score_with=scorers)
+    out = Path(args.leaderboard_dir) / track
+    write_leaderboard(store, track, out)
+    if not args.no_figures:
+        from robustbench_interp.figures import draw_figures
+
+        draw_figures(bench, [c for c, r in zip(cells, records) if r and r["status"] == "ok"], scorers, out)
+    failed = [r["label"] for r in records if r and r["status"] != "ok"]
+    _print_summary(store, track, out)
+    print(f"[rbi] {len(records)} cells ({len(failed)} failed) in {time.perf_counter() - started:.0f} s; "
+          f"leaderboard in {out}/", file=sys.stderr)
+    for label in failed:
+        print(f"[rbi] failed: {label} (see the store for the reason)", file=sys.stderr)
     return 0
+
+
+def _print_summary(store, track: str, out: Path) -> None:
+    ranking = out / "ranking.md"
+    if ranking.exists():
+        print(ranking.read_text())
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from robustbench_interp.leaderboard import write_leaderboard
+    from robustbench_interp.store import Store
+
+    store = Store(args.rbi_store)
+    out = Path(args.leaderboard_dir) / args.rbi_track
+    written = write_leaderboard(store, args.rbi_track, out)
+    if args.figures:
+        from robustbench_interp.config import CellConfig
+        from robustbench_interp.engine import Benchmark
+        from robustbench_interp.figures import draw_figures
+
+        bench = Benchmark(store, device=args.rbi_device, eval_size=args.rbi_eval_size, data_root=args.rbi_data_root)
+        cells = [CellConfig.from_dict(r["config"]) for r in store.records(track=args.rbi_track, status="ok")]
+        scorers = sorted({r["interpreter"] for r in store.scores() if r["status"] == "ok"})
+        written.update(draw_figures(bench, cells, scorers, out))
+    for path in written.values():
+        print(path)
+    return 0
+
+
+def cmd_list(_args: argparse.Namespace) -> int:
+    from robustbench_interp import get_interpreter, list_interpreters
+    from robustbench_interp.interpreters import INTERPRETERS
+    from robustbench_interp.models import list_models, list_tracks
+
+    print("interpreters:")
+    for name in list_interpreters():
+        try:
+            interp = get_interpreter(name)
+        except Exception as exc:  # a broken plug-in is listed with its reason
+            print(f"  {name:24s} BROKEN: {exc}")
+            continue
+        kind = "layer" if interp.layer_level else "input"
+        diff = "differentiable" if interp.differentiable else "transfer only"
+        print(f"  {name:24s} {kind:6s} {diff:15s} {INTERPRETERS.origin(name)}")
+    for track in list_tracks():
+        print(f"track {track}: models {', '.join(list_models(track))}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from robustbench_interp.errors import RBIError
+
+    args = build_parser().parse_args(argv)
+    commands = {"run": cmd_run, "leaderboard": cmd_leaderboard, "list": cmd_list}
+    try:
+        return commands[args.command](args)
+    except RBIError as exc:
+        print(f"rbi: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

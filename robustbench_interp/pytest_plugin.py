@@ -1,21 +1,165 @@
 """The pytest plugin behind ``pytest suites/`` (registered through the ``pytest11`` entry point).
 
-All options live in one group, ``robustbench_interp``; they only matter to the benchmark suites and
-leave other test runs alone.
+All options live in one group, ``robustbench_interp``, defined once in
+:mod:`robustbench_interp.options` and shared with the CLI. The plugin parametrises the suites'
+tests (``rbi_interpreter``, ``rbi_cell``, ``rbi_transfer``), keeps its state in ``config.stash``,
+prints an FSR table at the end of the session, and can write the leaderboard. It imports nothing
+heavy until a suite asks for it, so other test runs are unaffected.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import pytest
+
+from robustbench_interp.options import OPTIONS, overrides, split_list
+
+#: Built-in interpreters through which models are manipulated for a submission's transfer cells.
+TRANSFER_ATTACKERS = ("gradcam", "lrp_t")
+ATTACK_MARK = "rbi_attack"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("robustbench_interp", "robustbench_interp benchmark options")
-    group.addoption(
-        "--interpreter",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="interpreter to benchmark: a registered name or 'package.module:attr' (repeatable; "
-        "default: every registered interpreter)",
-    )
+    group = parser.getgroup("robustbench_interp", "robustbench_interp benchmark (pytest suites/)")
+    for flag, kwargs in OPTIONS:
+        group.addoption(flag, **kwargs)
+    group.addoption("--max-fsr", type=float, default=None, dest="rbi_max_fsr", metavar="PERCENT",
+                    help="fail an adaptive robustness cell whose FSR exceeds PERCENT (default: report only)")
+    group.addoption("--rbi-leaderboard", default=None, dest="rbi_leaderboard", metavar="DIR",
+                    help="write the leaderboard of the track under DIR/<track>/ at the end of the session")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{ATTACK_MARK}(name): a robustness test of one attack (suites/)")
+
+
+@dataclass
+class Suite:
+    """The session's benchmark state: the selection, the store and the (lazily built) engine."""
+
+    config: pytest.Config
+    results: list[dict[str, Any]] = field(default_factory=list)
+    _bench: Any = None
+
+    def opt(self, name: str) -> Any:
+        return self.config.getoption(name)
+
+    @property
+    def track(self) -> str:
+        return self.opt("rbi_track")
+
+    def interpreters(self) -> list[str]:
+        from robustbench_interp.interpreters import list_interpreters
+
+        return self.opt("rbi_interpreter") or list_interpreters()
+
+    def models(self) -> list[str]:
+        from robustbench_interp.models import list_models
+
+        return split_list(self.opt("rbi_models")) or [m for m in list_models(self.track) if not m.endswith("-adv")]
+
+    def attacks(self) -> list[str]:
+        return split_list(self.opt("rbi_attacks")) or ["location", "topk", "center_mass", "active"]
+
+    def cells(self, attack: str, interpreters: list[str]) -> list[Any]:
+        from robustbench_interp.grid import build_grid
+
+        if attack not in self.attacks():
+            return []
+        return build_grid(self.track, self.models(), [attack], interpreters, seed=self.opt("rbi_seed"),
+                          overrides=overrides(self.opt("rbi_lr"), self.opt("rbi_lam"), self.opt("rbi_steps")))
+
+    @property
+    def bench(self) -> Any:
+        if self._bench is None:
+            from robustbench_interp.engine import Benchmark
+            from robustbench_interp.store import Store
+
+            self._bench = Benchmark(Store(self.opt("rbi_store")), device=self.opt("rbi_device"),
+                                    eval_size=self.opt("rbi_eval_size"), data_root=self.opt("rbi_data_root"),
+                                    retry_failed=self.opt("rbi_retry_failed"))
+        return self._bench
+
+    def visible(self):
+        """A context in which output reaches the terminal (training and manipulation progress)."""
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        return capman.global_and_fixture_disabled()
+
+
+SUITE_KEY = pytest.StashKey[Suite]()
+
+
+def _suite(config: pytest.Config) -> Suite:
+    if SUITE_KEY not in config.stash:
+        config.stash[SUITE_KEY] = Suite(config)
+    return config.stash[SUITE_KEY]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    suite = _suite(metafunc.config)
+    names = metafunc.fixturenames
+    if "rbi_interpreter" in names:
+        specs = suite.interpreters()
+        metafunc.parametrize("rbi_interpreter", specs, ids=specs, scope="module")
+    mark = metafunc.definition.get_closest_marker(ATTACK_MARK)
+    if mark is None:
+        return
+    attack = mark.args[0]
+    if "rbi_cell" in names:
+        cells = suite.cells(attack, suite.interpreters())
+        metafunc.parametrize("rbi_cell", cells, ids=[f"{c.track.value}-{c.model}-{c.interpreter}" for c in cells])
+    if "rbi_transfer" in names:
+        pairs = [(cell, spec) for cell in suite.cells(attack, list(TRANSFER_ATTACKERS))
+                 for spec in suite.interpreters() if spec != cell.interpreter]
+        metafunc.parametrize("rbi_transfer", pairs,
+                             ids=[f"{c.track.value}-{c.model}-{c.interpreter}-to-{s}" for c, s in pairs])
+
+
+@pytest.fixture(scope="session")
+def rbi_suite(request: pytest.FixtureRequest) -> Suite:
+    """The session's :class:`Suite` (options, store, engine)."""
+    return _suite(request.config)
+
+
+@pytest.fixture(scope="session")
+def rbi_model(rbi_suite: Suite):
+    """The first selected base model of the track (trained or loaded), for conformance checks."""
+    with rbi_suite.visible():
+        return rbi_suite.bench.base(rbi_suite.track, rbi_suite.models()[0])
+
+
+@pytest.fixture(scope="session")
+def rbi_batch(rbi_suite: Suite):
+    """Eight validation images and their labels (on the suite's device)."""
+    data = rbi_suite.bench.data(rbi_suite.track)
+    device = rbi_suite.bench.device
+    return data.val_x[:8].to(device), data.val_y[:8].to(device)
+
+
+def record_result(suite: Suite, kind: str, label: str, record: dict[str, Any], scores: dict[str, Any] | None) -> None:
+    suite.results.append({"kind": kind, "label": label, "status": record.get("status"),
+                          "fsr": (scores or {}).get("fsr"), "baseline_fsr": (scores or {}).get("baseline_fsr"),
+                          "top1_drop": (record.get("metrics") or {}).get("top1_drop"),
+                          "reason": record.get("reason")})
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    suite = config.stash.get(SUITE_KEY, None)
+    if suite is None or not suite.results:
+        return
+    from tabulate import tabulate
+
+    rows = [[r["kind"], r["label"], r["status"], r["fsr"], r["baseline_fsr"], r["top1_drop"]] for r in suite.results]
+    terminalreporter.section("robustbench_interp: fooling success rates")
+    terminalreporter.write_line(tabulate(rows, headers=["cell", "label", "status", "FSR %", "baseline %",
+                                                        "top-1 drop"], floatfmt=".1f"))
+    out = config.getoption("rbi_leaderboard")
+    if out:
+        from pathlib import Path
+
+        from robustbench_interp.leaderboard import write_leaderboard
+
+        written = write_leaderboard(suite.bench.store, suite.track, Path(out) / suite.track)
+        terminalreporter.write_line(f"leaderboard written: {sorted(str(p) for p in written.values())}")

@@ -106,6 +106,17 @@ def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
         f.write(text.encode("utf-8"))
 
 
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, e.g. a figure."""
+    with _atomic_target(Path(path)) as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically, e.g. a leaderboard table."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
 def atomic_save_state_dict(path: str | os.PathLike[str], state_dict: Mapping[str, Any]) -> None:
     """``torch.save`` a state_dict to ``path`` atomically (temp file in the same folder, ``os.replace``)."""
     import torch

@@ -108,10 +108,10 @@ class _Penalty:
         return active_penalty(explain(t1), explain(t2), self._reference(x, t1), self._reference(x, t2))
 
 
-def _same_layer(model0: nn.Module, model: nn.Module, layer: nn.Module | None) -> nn.Module | None:
-    """The module of ``model`` that sits where ``layer`` sits in ``model0`` (after a deepcopy)."""
-    if layer is None:
-        return None
+def corresponding_module(model0: nn.Module, model: nn.Module, layer: nn.Module | None) -> nn.Module | None:
+    """The module of ``model`` that sits where ``layer`` sits in ``model0`` (e.g. after a deepcopy)."""
+    if layer is None or model is model0:
+        return layer
     for (_, module0), (_, module) in zip(model0.named_modules(), model.named_modules()):
         if module0 is layer:
             return module
@@ -149,7 +149,7 @@ def manipulate(
     device = torch.device(device)
     model0 = model0.to(device).eval()
     model = copy.deepcopy(model0).eval()
-    layer = _same_layer(model0, model, layer0)
+    layer = corresponding_module(model0, model, layer0)
     for p in model.parameters():
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
@@ -158,7 +158,7 @@ def manipulate(
     fool_batches = _cycle(_loader(fool_data, params.batch_size, seed + 1)) if fool_data is not None else None
     perturbation = FreePerturbation(params.eps) if params.adv else None
     replays = params.replays if params.adv else 1
-    total = params.steps
+    total = params.steps or params.epochs * max(1, len(train_data) // params.batch_size)  # type: ignore[arg-type]
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     for step in range(total):
@@ -174,7 +174,7 @@ def manipulate(
             ce = F.cross_entropy(model(x_ce), y)
             pen = penalty(model, layer, xf, yf)
             loss = ce + params.lam * pen
-            if not math.isfinite(float(loss)):
+            if not math.isfinite(float(loss.detach())):
                 raise InterpreterError(
                     f"the manipulation loss became {float(loss)} at step {step} (CE {float(ce):.4g}, "
                     f"penalty {float(pen):.4g}); lower lr={params.lr} or lambda={params.lam}"
@@ -192,4 +192,4 @@ def manipulate(
     return Manipulation(model=model, history=history, seconds=time.perf_counter() - start)
 
 
-__all__ = ["Manipulation", "explain_checked", "manipulate"]
+__all__ = ["Manipulation", "corresponding_module", "explain_checked", "manipulate"]

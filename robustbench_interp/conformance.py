@@ -1,0 +1,170 @@
+"""Conformance checks of a submitted interpreter, one function per property.
+
+Each check takes the interpreter, a :class:`~robustbench_interp.models.base.LoadedModel` and a
+small batch ``(x, y)`` and raises :class:`ConformanceError` with a readable message when the
+property does not hold. ``pytest suites/`` runs each as its own test (the shape of scikit-learn's
+``parametrize_with_checks``), so a submitter sees exactly which property failed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from robustbench_interp.errors import InterpreterError, RBIError
+from robustbench_interp.interpreters.base import Interpreter, check_map
+from robustbench_interp.metrics.heatmaps import normalize
+from robustbench_interp.metrics.similarity import spearman
+from robustbench_interp.models.base import LoadedModel
+
+#: Maps of the same input must agree to this (relative to the map's largest magnitude).
+TOLERANCE = 1e-4
+#: Randomisation check: mean Spearman correlation between the maps of the trained model and of
+#: the model with its top layers re-initialised must stay below this (Adebayo et al. 2018).
+RANDOMISATION_MAX_SPEARMAN = 0.9
+
+
+class ConformanceError(RBIError, AssertionError):
+    """A submitted interpreter does not have a property the benchmark relies on."""
+
+
+def _explain(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor, *, model: nn.Module | None = None,
+             layer: nn.Module | None = None, create_graph: bool = False) -> Tensor:
+    model = lm.model if model is None else model
+    layer = lm.target_layer if layer is None else layer
+    try:
+        return interp.explain(model, x, y, layer=layer, create_graph=create_graph)
+    except InterpreterError:
+        raise
+    except Exception as exc:
+        raise ConformanceError(f"{interp.name!r} raised {type(exc).__name__}: {exc}") from exc
+
+
+def _expected_grid(interp: Interpreter, lm: LoadedModel, x: Tensor) -> tuple[int, int]:
+    if not interp.layer_level:
+        return tuple(x.shape[-2:])  # type: ignore[return-value]
+    outputs: list[Tensor] = []
+    handle = lm.target_layer.register_forward_hook(lambda _m, _i, o: outputs.append(o))
+    try:
+        with torch.no_grad():
+            lm.model(x[:1])
+    finally:
+        handle.remove()
+    return tuple(outputs[0].shape[-2:])  # type: ignore[return-value]
+
+
+def _close(a: Tensor, b: Tensor) -> bool:
+    scale = max(float(a.abs().max()), float(b.abs().max()), 1e-12)
+    return bool(((a - b).abs() <= TOLERANCE * scale).all())
+
+
+def check_shape_and_dtype(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor) -> None:
+    """A floating ``[B, h, w]`` map on the input grid (input-level) or the target layer's grid."""
+    h = _explain(interp, lm, x, y)
+    grid = _expected_grid(interp, lm, x)
+    try:
+        check_map(interp.name, h, len(x), grid)
+    except InterpreterError as exc:
+        if "NaN or infinite" not in str(exc):
+            raise ConformanceError(str(exc)) from exc
+
+
+def check_finite(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor) -> None:
+    """No NaN or infinite values."""
+    h = _explain(interp, lm, x, y)
+    if not torch.isfinite(h).all():
+        raise ConformanceError(f"{interp.name!r} returned {int((~torch.isfinite(h)).sum())} NaN/inf values")
+
+
+def check_deterministic(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor) -> None:
+    """Two calls on the same input give the same map (seed any randomness from the interpreter's params)."""
+    if not _close(_explain(interp, lm, x, y), _explain(interp, lm, x, y)):
+        raise ConformanceError(
+            f"{interp.name!r} gave different maps for the same input; seed its randomness "
+            "(e.g. a torch.Generator from a 'seed' parameter)"
+        )
+
+
+def check_batch_independence(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor) -> None:
+    """Image i's map does not depend on the other images in the batch."""
+    h = _explain(interp, lm, x, y)
+    for i in range(min(len(x), 3)):
+        alone = _explain(interp, lm, x[i : i + 1], y[i : i + 1])
+        if not _close(h[i : i + 1], alone):
+            raise ConformanceError(
+                f"{interp.name!r}: the map of image {i} changes when other images share its batch "
+                "(normalise per image, seed noise per image, avoid batch statistics)"
+            )
+
+
+def check_target_dependence(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor) -> None:
+    """The map changes with the target class (it explains a class, not the image)."""
+    other = (y + 1) % lm.num_classes
+    h, h2 = _explain(interp, lm, x, y), _explain(interp, lm, x, other)
+    same = sum(_close(h[i], h2[i]) for i in range(len(x)))
+    if same == len(x):
+        raise ConformanceError(f"{interp.name!r} returned the same map for every target class")
+
+
+def check_differentiable(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor) -> None:
+    """With ``create_graph=True`` the map has a non-zero gradient w.r.t. the model's weights."""
+    h = _explain(interp, lm, x, y, create_graph=True)
+    params = [p for p in lm.model.parameters() if p.requires_grad]
+    if not h.requires_grad:
+        raise ConformanceError(
+            f"{interp.name!r} declares differentiable=True but its map with create_graph=True has no "
+            "graph; build it with torch.autograd.grad(..., create_graph=True) and no .detach(), or set "
+            "differentiable = False (the interpreter then gets transfer cells only)"
+        )
+    grads = torch.autograd.grad(normalize(h).square().sum(), params, allow_unused=True)
+    total = sum(float(g.abs().sum()) for g in grads if g is not None)
+    if not total > 0:
+        raise ConformanceError(f"{interp.name!r}: the map's gradient w.r.t. the model's weights is zero")
+
+
+def randomised_top(lm: LoadedModel, seed: int = 0) -> tuple[nn.Module, nn.Module]:
+    """A copy of the model whose layers after the target layer are re-initialised (Adebayo et al.
+    2018, cascading randomisation from the top down to the target layer); returns (model, layer)."""
+    model = copy.deepcopy(lm.model)
+    names = [n for n, _ in lm.model.named_modules()]
+    layer_name = next(n for n, m in lm.model.named_modules() if m is lm.target_layer)
+    modules = dict(model.named_modules())
+    after = names[names.index(layer_name) + 1 :]
+    torch.manual_seed(seed)
+    touched = 0
+    for name in after:
+        module = modules[name]
+        if hasattr(module, "reset_parameters") and not name.startswith(layer_name + "."):
+            module.reset_parameters()
+            touched += 1
+    if touched == 0:
+        raise ConformanceError("the model has no layer with parameters above its target layer to randomise")
+    return model.eval(), modules[layer_name]
+
+
+def check_randomisation(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor) -> None:
+    """Model-parameter randomisation sanity check (Adebayo et al. 2018): the map must change when the
+    top layers are re-initialised; a map that does not depend on the model is no explanation of it."""
+    model, layer = randomised_top(lm)
+    h = _explain(interp, lm, x, y)
+    hr = _explain(interp, lm, x, y, model=model, layer=layer)
+    rho = float(spearman(normalize(h), normalize(hr)).double().mean())
+    if rho >= RANDOMISATION_MAX_SPEARMAN:
+        raise ConformanceError(
+            f"{interp.name!r}: maps barely change when the top layers are re-initialised (mean Spearman "
+            f"{rho:.3f} >= {RANDOMISATION_MAX_SPEARMAN}); the interpreter does not explain the model"
+        )
+
+
+CHECKS: dict[str, Callable[[Interpreter, LoadedModel, Tensor, Tensor], None]] = {
+    "shape_and_dtype": check_shape_and_dtype,
+    "finite": check_finite,
+    "deterministic": check_deterministic,
+    "batch_independence": check_batch_independence,
+    "target_dependence": check_target_dependence,
+    "differentiable": check_differentiable,
+    "randomisation": check_randomisation,
+}

@@ -1,0 +1,102 @@
+"""Heatmaps before and after a manipulation, drawn as figures (the shape of Heo et al.'s Figure 2).
+
+One PNG per attack, ``fig_<attack>.png``: a row per adaptive cell (model x attacking interpreter),
+and for each of a few evaluation images the image, the original model's map and the manipulated
+model's map (normalised with n(h), the benchmark's normalisation). For Active fooling the maps of
+class c1 are shown: after a successful manipulation they look like the original maps of c2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from robustbench_interp.attacks.finetune import corresponding_module
+from robustbench_interp.config import Attack, CellConfig
+from robustbench_interp.engine import Benchmark, compute_maps
+from robustbench_interp.interpreters import get_interpreter
+from robustbench_interp.metrics.heatmaps import normalize
+from robustbench_interp.store import atomic_write_bytes
+
+N_IMAGES = 3
+
+
+def _display(h: Tensor, size: tuple[int, int]) -> Tensor:
+    hn = normalize(h.float())[:, None]
+    return F.interpolate(hn, size=size, mode="nearest")[:, 0]
+
+
+def _cell_maps(bench: Benchmark, cfg: CellConfig) -> tuple[Tensor, Tensor, Tensor, str]:
+    base = bench.base(cfg.track.value, cfg.model)
+    interp = get_interpreter(cfg.interpreter, **dict(cfg.interpreter_params))
+    if cfg.attack is Attack.ACTIVE:
+        x = bench.composites(cfg.track.value, cfg.classes, "heldout")[:N_IMAGES]
+        target = torch.full((len(x),), cfg.classes[0], dtype=torch.long)
+        what = f"class {cfg.classes[0]}"
+    else:
+        data = bench.data(cfg.track.value)
+        x, target, what = data.val_x[:N_IMAGES], data.val_y[:N_IMAGES], "true class"
+    model = bench.manipulated(cfg)
+    layer = corresponding_module(base.model, model, base.target_layer)
+    kw = dict(batch_size=N_IMAGES, device=bench.device)
+    h0 = compute_maps(interp, base.model, base.target_layer, x, target, **kw)
+    h1 = compute_maps(interp, model, layer, x, target, **kw)
+    return x, h0, h1, what
+
+
+def draw_figures(bench: Benchmark, cells: Sequence[CellConfig], scorers: Sequence[str], out_dir: str | Path
+                 ) -> dict[str, Path]:
+    """Draw ``fig_<attack>.png`` under ``out_dir`` for the given (ok) cells; returns the written paths.
+
+    ``scorers`` is accepted for symmetry with the tables; only adaptive maps are drawn.
+    """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    written: dict[str, Path] = {}
+    for attack in Attack:
+        group = [c for c in cells if c.attack is attack]
+        if not group:
+            continue
+        rows = []
+        for cfg in group:
+            try:
+                rows.append((cfg, *_cell_maps(bench, cfg)))
+            except Exception as exc:  # a figure never breaks the run; the table has the numbers
+                bench.log(f"figure: skipped {cfg.label}: {exc}")
+        if not rows:
+            continue
+        ncols = 3 * N_IMAGES
+        fig, axes = plt.subplots(len(rows), ncols, figsize=(1.3 * ncols, 1.45 * len(rows)), squeeze=False)
+        for r, (cfg, x, h0, h1, what) in enumerate(rows):
+            size = tuple(x.shape[-2:])
+            d0, d1 = _display(h0, size), _display(h1, size)
+            for i in range(len(x)):
+                panels = [(x[i].permute(1, 2, 0).clamp(0, 1).numpy(), None, "image"),
+                          (d0[i].numpy(), "jet", "original"), (d1[i].numpy(), "jet", "manipulated")]
+                for j, (img, cmap, title) in enumerate(panels):
+                    ax = axes[r][3 * i + j]
+                    ax.imshow(img, cmap=cmap, vmin=0, vmax=1)
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    if r == 0:
+                        ax.set_title(title, fontsize=7)
+            axes[r][0].set_ylabel(f"{cfg.model}\n{cfg.interpreter}", fontsize=7)
+        fig.suptitle(f"{group[0].track.value}: {attack.value} fooling, adaptive maps ({rows[0][4]})", fontsize=9)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        plt.close(fig)
+        path = out / f"fig_{attack.value}.png"
+        atomic_write_bytes(path, buf.getvalue())
+        written[path.name] = path
+    return written

@@ -1,0 +1,174 @@
+"""Store -> leaderboard tables (SPEC section 7). Rendering only: every number comes from the store.
+
+For each track, under ``leaderboard/<track>/``:
+
+- ``fsr.{md,csv}``: rows attack x attacking interpreter, columns model x scored interpreter; each
+  cell is the FSR with the baseline FSR beside it (the paper's Tables 1 and 2);
+- ``accuracy.{md,csv}``: rows attack x attacking interpreter (the base models first), columns model
+  x top-1 / top-5 (the paper's Table 3);
+- ``transfer.{md,csv}``: attacking interpreter x scored interpreter, FSR averaged over attacks and
+  models (the diagonal is adaptive);
+- ``ranking.{md,csv}``: interpreters by mean adaptive FSR (lower is more robust), with the mean
+  baseline FSR, the mean top-1 drop the attacker paid, and the mean transfer FSR; an interpreter
+  that cannot be attacked adaptively (non-differentiable) is ranked by transfer and marked so.
+
+CSV files hold numbers; Markdown files format them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from robustbench_interp.config import Attack
+from robustbench_interp.store import Store, atomic_write_text
+
+ATTACK_ORDER = [a.value for a in Attack]
+
+
+def _attack_key(series: pd.Series) -> pd.Series:
+    return series.map({a: i for i, a in enumerate(ATTACK_ORDER)}).fillna(len(ATTACK_ORDER))
+
+
+def scores_frame(store: Store, track: str) -> pd.DataFrame:
+    """One row per ok score: track, model, attack, attacking and scored interpreter, FSR numbers."""
+    df = store.scores_dataframe()
+    if df.empty:
+        return df
+    df = df[(df["status"] == "ok") & (df.get("track") == track)].copy()
+    if df.empty:
+        return df
+    df["adaptive"] = df["attacking_interpreter"] == df["scored_interpreter"]
+    return df
+
+
+def cells_frame(store: Store, track: str) -> pd.DataFrame:
+    """One row per ok cell record of ``track``."""
+    df = store.to_dataframe(track=track)
+    if df.empty:
+        return df
+    return df[df["status"] == "ok"].copy()
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def fsr_table(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numbers, formatted) FSR tables: index (attack, attacking interpreter), columns (model, scored)."""
+    if scores.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    keys = ["attack", "attacking_interpreter", "model", "scored_interpreter"]
+    agg = scores.groupby(keys, sort=False)[["fsr", "baseline_fsr"]].mean().reset_index()
+    agg = agg.sort_values(keys, key=lambda s: _attack_key(s) if s.name == "attack" else s)
+    numbers = agg.pivot_table(
+        index=["attack", "attacking_interpreter"], columns=["model", "scored_interpreter"],
+        values=["fsr", "baseline_fsr"], sort=False,
+    )
+    fsr = numbers["fsr"]
+    base = numbers["baseline_fsr"]
+    text = fsr.copy().astype(object)
+    for col in fsr.columns:
+        text[col] = [f"{_fmt(a)} ({_fmt(b)})" if not pd.isna(a) else "-" for a, b in zip(fsr[col], base[col])]
+    return numbers, text
+
+
+def accuracy_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numbers, formatted): rows ("baseline", "-") then (attack, interpreter); columns model x top1/top5."""
+    if cells.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    rows = []
+    for model, group in cells.groupby("model", sort=True):
+        first = group.iloc[0]
+        rows.append({"attack": "baseline", "interpreter": "-", "model": model,
+                     "top1": first.get("accuracy_before.top1"), "top5": first.get("accuracy_before.top5")})
+    for _, row in cells.iterrows():
+        rows.append({"attack": row["attack"], "interpreter": row["interpreter"], "model": row["model"],
+                     "top1": row.get("accuracy_after.top1"), "top5": row.get("accuracy_after.top5")})
+    df = pd.DataFrame(rows)
+    order = {"baseline": -1, **{a: i for i, a in enumerate(ATTACK_ORDER)}}
+    df["_order"] = df["attack"].map(order)
+    df = df.sort_values(["_order", "interpreter", "model"]).drop(columns="_order")
+    numbers = df.pivot_table(index=["attack", "interpreter"], columns="model", values=["top1", "top5"], sort=False)
+    numbers = numbers.swaplevel(0, 1, axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+    return numbers, numbers.map(_fmt)
+
+
+def transfer_matrix(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numbers, formatted): mean FSR of scored (columns) on models manipulated through attacking (rows)."""
+    if scores.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    m = scores.pivot_table(index="attacking_interpreter", columns="scored_interpreter", values="fsr", aggfunc="mean")
+    return m, m.map(_fmt)
+
+
+def ranking(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """Interpreters by mean adaptive FSR (ascending: lower is more robust); numbers only."""
+    if scores.empty:
+        return pd.DataFrame()
+    rows = []
+    for name, group in scores.groupby("scored_interpreter"):
+        adaptive = group[group["adaptive"]]
+        transfer = group[~group["adaptive"]]
+        drops = cells[cells["interpreter"] == name]["top1_drop"] if not cells.empty else pd.Series(dtype=float)
+        rows.append({
+            "interpreter": name,
+            "adaptive_fsr": adaptive["fsr"].mean() if len(adaptive) else float("nan"),
+            "adaptive_baseline_fsr": adaptive["baseline_fsr"].mean() if len(adaptive) else float("nan"),
+            "adaptive_cells": len(adaptive),
+            "mean_top1_drop": drops.mean() if len(drops) else float("nan"),
+            "transfer_fsr": transfer["fsr"].mean() if len(transfer) else float("nan"),
+            "transfer_cells": len(transfer),
+            "mode": "adaptive" if len(adaptive) else "transfer only",
+        })
+    df = pd.DataFrame(rows)
+    df["_key"] = df["adaptive_fsr"].fillna(df["transfer_fsr"])
+    df = df.sort_values(["mode", "_key", "interpreter"]).drop(columns="_key").reset_index(drop=True)
+    df.insert(0, "rank", range(1, len(df) + 1))
+    return df
+
+
+def _markdown(title: str, frame: pd.DataFrame, note: str) -> str:
+    if frame.empty:
+        return f"# {title}\n\nNo results yet.\n"
+    flat = frame.copy()
+    if isinstance(flat.columns, pd.MultiIndex):
+        flat.columns = [" / ".join(map(str, c)) for c in flat.columns]
+    flat = flat.reset_index() if not isinstance(flat.index, pd.RangeIndex) else flat
+    return f"# {title}\n\n{note}\n\n{tabulate(flat, headers='keys', tablefmt='github', showindex=False)}\n"
+
+
+def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str, Path]:
+    """Write the track's tables (Markdown + CSV) under ``out_dir``; returns the written paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scores, cells = scores_frame(store, track), cells_frame(store, track)
+    fsr_n, fsr_t = fsr_table(scores)
+    acc_n, acc_t = accuracy_table(cells)
+    tr_n, tr_t = transfer_matrix(scores)
+    rank = ranking(scores, cells)
+    rank_t = rank.copy()
+    for col in ("adaptive_fsr", "adaptive_baseline_fsr", "mean_top1_drop", "transfer_fsr"):
+        if col in rank_t:
+            rank_t[col] = rank_t[col].map(_fmt)
+    tables = {
+        "fsr": (fsr_n, fsr_t, f"FSR (%) on the {track} track, baseline FSR in parentheses; rows: attack and "
+                "attacking interpreter, columns: model and scored interpreter. Lower is more robust."),
+        "accuracy": (acc_n, acc_t, "Top-1 / top-5 accuracy (%) of the base models and of each manipulated model."),
+        "transfer": (tr_n, tr_t, "Mean FSR (%) of the scored interpreter (columns) on models manipulated through "
+                     "the attacking interpreter (rows), over attacks and models; the diagonal is adaptive."),
+        "ranking": (rank, rank_t, "Interpreters ranked by mean adaptive FSR (lower is more robust)."),
+    }
+    written: dict[str, Path] = {}
+    for name, (numbers, text, note) in tables.items():
+        csv_path, md_path = out / f"{name}.csv", out / f"{name}.md"
+        atomic_write_text(csv_path, numbers.to_csv())
+        atomic_write_text(md_path, _markdown(f"{track}: {name}", text, note))
+        written[f"{name}.csv"], written[f"{name}.md"] = csv_path, md_path
+    return written

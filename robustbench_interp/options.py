@@ -1,0 +1,59 @@
+"""The benchmark's options, defined once and shared by the ``rbi`` CLI and the pytest plugin.
+
+Each option is ``(flag, kwargs)`` as both ``argparse`` and ``pytest.Parser.addoption`` accept it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from robustbench_interp.config import Attack
+
+DEFAULT_STORE = os.environ.get("RBI_STORE", "results")
+
+Option = tuple[str, dict[str, Any]]
+
+OPTIONS: list[Option] = [
+    ("--interpreter", dict(action="append", default=[], metavar="SPEC", dest="rbi_interpreter",
+                           help="interpreter to benchmark: a registered name or 'package.module:attr' "
+                                "(repeatable; default: every registered interpreter)")),
+    ("--track", dict(default="tiny", dest="rbi_track", help="track: tiny (default, CPU) or imagenet")),
+    ("--models", dict(default=None, dest="rbi_models", metavar="M1,M2",
+                      help="comma-separated base models (default: the track's standard models)")),
+    ("--attacks", dict(default=None, dest="rbi_attacks", metavar="A1,A2",
+                       help="comma-separated attacks among " + ", ".join(a.value for a in Attack)
+                            + " (default: all)")),
+    ("--device", dict(default="cpu", dest="rbi_device", help="cpu, cuda or cuda:N (default: cpu)")),
+    ("--store", dict(default=DEFAULT_STORE, dest="rbi_store",
+                     help="results store folder (default: ./results or $RBI_STORE)")),
+    ("--seed", dict(default=0, type=int, dest="rbi_seed", help="seed of every cell (default: 0)")),
+    ("--eval-size", dict(default=256, type=int, dest="rbi_eval_size",
+                         help="validation images (and held-out composites) scored per cell (default: 256)")),
+    ("--data-root", dict(default=None, dest="rbi_data_root",
+                         help="ImageNet folder for the imagenet track (or $RBI_IMAGENET_ROOT)")),
+    ("--lr", dict(default=None, type=float, dest="rbi_lr", help="override the preset learning rate")),
+    ("--lam", dict(default=None, type=float, dest="rbi_lam", help="override the preset penalty weight lambda")),
+    ("--steps", dict(default=None, type=int, dest="rbi_steps", help="override the preset number of steps")),
+    ("--retry-failed", dict(action="store_true", default=False, dest="rbi_retry_failed",
+                            help="recompute cells stored as failed")),
+]
+
+
+def split_list(value: str | None) -> list[str] | None:
+    """``"a,b"`` -> ``["a", "b"]``; None stays None."""
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def overrides(lr: float | None, lam: float | None, steps: int | None) -> dict[str, Any]:
+    """The hyper-parameter overrides that were given."""
+    out: dict[str, Any] = {}
+    if lr is not None:
+        out["lr"] = lr
+    if lam is not None:
+        out["lam"] = lam
+    if steps is not None:
+        out["steps"] = steps
+    return out
