@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from robustbench_interp.attacks.finetune import corresponding_module, explain_checked, manipulate
+from robustbench_interp.attacks.finetune import corresponding_module, expected_grid, explain_checked, manipulate
 from robustbench_interp.config import Attack, CellConfig
 from robustbench_interp.errors import ConfigError, InterpreterError, PluginImportError, RBIError
 from robustbench_interp.interpreters import get_interpreter
@@ -76,11 +76,12 @@ def compute_maps(
     device: torch.device,
 ) -> Tensor:
     """Maps of ``interpreter`` for all of ``x`` (on the CPU), checked batch by batch."""
+    grid = expected_grid(interpreter, model, layer, x[:1].to(device))
     maps = []
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size].to(device)
         tb = target[start : start + batch_size].to(device)
-        h = explain_checked(interpreter, model, xb, tb, layer, create_graph=False)
+        h = explain_checked(interpreter, model, xb, tb, layer, create_graph=False, grid=grid)
         maps.append(h.detach().float().cpu())
     return torch.cat(maps)
 

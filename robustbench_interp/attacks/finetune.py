@@ -29,7 +29,7 @@ from robustbench_interp.attacks.penalties import (
 )
 from robustbench_interp.config import Attack, AttackParams
 from robustbench_interp.errors import InterpreterError
-from robustbench_interp.interpreters.base import Interpreter, check_map
+from robustbench_interp.interpreters.base import Interpreter, capture_output, check_map
 from robustbench_interp.models.adversarial import FreePerturbation
 
 #: Called after every step with (step, total_steps, losses); used for progress bars.
@@ -63,15 +63,27 @@ def explain_checked(
     layer: nn.Module | None,
     *,
     create_graph: bool,
+    grid: tuple[int, int] | None = None,
 ) -> Tensor:
-    """Run ``interpreter`` and check its map (shape, dtype, finiteness); errors name the interpreter."""
+    """Run ``interpreter`` and check its map (shape, dtype, finiteness, and the ``grid`` when given:
+    see :func:`expected_grid`); errors name the interpreter."""
     try:
         h = interpreter.explain(model, x, target, layer=layer, create_graph=create_graph)
     except InterpreterError:
         raise
     except Exception as exc:  # a plug-in's own failure becomes the cell's recorded reason
         raise InterpreterError(f"interpreter {interpreter.name!r} raised {type(exc).__name__}: {exc}") from exc
-    return check_map(interpreter.name, h, x.shape[0])
+    return check_map(interpreter.name, h, x.shape[0], grid)
+
+
+def expected_grid(interpreter: Interpreter, model: nn.Module, layer: nn.Module | None, x: Tensor) -> tuple[int, int]:
+    """The grid a map must have: the input's for input-level interpreters, the target layer's
+    output grid for layer-level ones (found with one forward pass of one image)."""
+    if not interpreter.layer_level or layer is None:
+        return (int(x.shape[-2]), int(x.shape[-1]))
+    with capture_output(layer) as outputs, torch.no_grad():
+        model(x[:1])
+    return (int(outputs[0].shape[-2]), int(outputs[0].shape[-1]))
 
 
 class _Penalty:
@@ -88,13 +100,18 @@ class _Penalty:
     ) -> None:
         self.attack, self.interpreter, self.params, self.classes = attack, interpreter, params, classes
         self.model0, self.layer0 = model0, layer0
+        self.grid: tuple[int, int] | None = None
 
     def _reference(self, x: Tensor, target: Tensor) -> Tensor:
-        return explain_checked(self.interpreter, self.model0, x, target, self.layer0, create_graph=False).detach()
+        return explain_checked(self.interpreter, self.model0, x, target, self.layer0, create_graph=False,
+                               grid=self.grid).detach()
 
     def __call__(self, model: nn.Module, layer: nn.Module | None, x: Tensor, y: Tensor) -> Tensor:
+        if self.grid is None:
+            self.grid = expected_grid(self.interpreter, self.model0, self.layer0, x)
+
         def explain(target: Tensor) -> Tensor:
-            return explain_checked(self.interpreter, model, x, target, layer, create_graph=True)
+            return explain_checked(self.interpreter, model, x, target, layer, create_graph=True, grid=self.grid)
 
         if self.attack is Attack.LOCATION:
             return location_penalty(explain(y))
@@ -184,7 +201,8 @@ def manipulate(
             optimizer.step()
             if perturbation is not None:
                 perturbation.step()
-        record = {"step": float(step), "ce": float(ce), "penalty": float(pen), "loss": float(loss)}
+        record = {"step": float(step), "ce": float(ce.detach()), "penalty": float(pen.detach()),
+                  "loss": float(loss.detach())}
         history.append(record)
         if progress is not None:
             progress(step + 1, total, record)
@@ -192,4 +210,4 @@ def manipulate(
     return Manipulation(model=model, history=history, seconds=time.perf_counter() - start)
 
 
-__all__ = ["Manipulation", "corresponding_module", "explain_checked", "manipulate"]
+__all__ = ["Manipulation", "corresponding_module", "expected_grid", "explain_checked", "manipulate"]

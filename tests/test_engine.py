@@ -1,0 +1,199 @@
+"""The engine's bookkeeping: cells are stored, resumed, never recomputed; failures stay in their cell.
+
+These tests use a randomly initialised tiny model and two manipulation steps: they check what the
+engine records and when it computes, not the attack's strength (see the slow tests and the
+leaderboard for that).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustbench_interp import Interpreter
+from robustbench_interp.attacks import finetune
+from robustbench_interp.config import Attack
+from robustbench_interp.engine import Benchmark, score_active, score_passive
+from robustbench_interp.grid import build_grid
+from robustbench_interp.interpreters import INTERPRETERS, register_interpreter
+from robustbench_interp.store import Store
+
+QUICK = {"steps": 2, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def random_vgg():
+    from robustbench_interp.models import load_model
+
+    return load_model("tiny", "vgg", weights="random")
+
+
+def make_bench(root, model, **kw) -> Benchmark:
+    b = Benchmark(Store(root), eval_size=16, accuracy_size=64, aopc_size=8, batch_size=16, log=lambda _m: None, **kw)
+    b.add_base(model)
+    return b
+
+
+@pytest.fixture
+def bench(tmp_path, random_vgg):
+    return make_bench(tmp_path / "store", random_vgg)
+
+
+@pytest.fixture
+def temporary_registry(monkeypatch):
+    monkeypatch.setattr(INTERPRETERS, "_entries", dict(INTERPRETERS._entries))
+    monkeypatch.setattr(INTERPRETERS, "_origins", dict(INTERPRETERS._origins))
+
+
+def cells(attacks=("location",), interpreters=("gradcam",), **overrides):
+    return build_grid("tiny", ["vgg"], attacks, interpreters, overrides={**QUICK, **overrides})
+
+
+def count_manipulations(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    original = finetune.manipulate
+
+    def counting(*args, **kwargs):
+        calls.append(args[3].value)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("robustbench_interp.engine.manipulate", counting)
+    return calls
+
+
+def test_a_cell_is_stored_with_its_metrics_and_weights(bench):
+    (cfg,) = cells()
+    record = bench.run_cell(cfg)
+    assert record["status"] == "ok"
+    m = record["metrics"]
+    assert set(m["accuracy_before"]) >= {"top1", "top5"}
+    assert m["top1_drop"] == pytest.approx(m["accuracy_before"]["top1"] - m["accuracy_after"]["top1"])
+    assert m["steps"] == 2 and m["manipulation_seconds"] > 0
+    assert 0 <= m["adaptive"]["fsr"] <= 100 and m["adaptive"]["n"] == 16
+    score = bench.store.get_score(cfg.cell_id, "gradcam")
+    assert len(score["metrics"]["test_losses"]) == 16
+    assert bench.store.weights_path(cfg.cell_id).exists()
+    assert set(m["aopc"]) == {"w0_h0", "wstar_hstar", "wstar_h0"}
+
+
+def test_a_rerun_with_nothing_changed_recomputes_nothing(tmp_path, random_vgg, monkeypatch):
+    grid = cells(attacks=("location", "topk"))
+    calls = count_manipulations(monkeypatch)
+    make_bench(tmp_path, random_vgg).run_grid(grid, score_with=["gradcam", "simplegrad"])
+    assert calls == ["location", "topk"]
+    scores_before = {p: p.stat().st_mtime_ns for p in (tmp_path / "scores").rglob("*.json")}
+    make_bench(tmp_path, random_vgg).run_grid(grid, score_with=["gradcam", "simplegrad"])
+    assert calls == ["location", "topk"]
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "scores").rglob("*.json")} == scores_before
+
+
+def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, random_vgg, monkeypatch):
+    grid = cells(attacks=("location", "topk", "center_mass"))
+    calls = count_manipulations(monkeypatch)
+    original = Benchmark.run_cell
+
+    def interrupted(self, cfg):
+        if cfg.attack is Attack.TOPK:
+            raise KeyboardInterrupt
+        return original(self, cfg)
+
+    monkeypatch.setattr(Benchmark, "run_cell", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        make_bench(tmp_path, random_vgg).run_grid(grid)
+    monkeypatch.setattr(Benchmark, "run_cell", original)
+    records = make_bench(tmp_path, random_vgg).run_grid(grid)
+    assert calls == ["location", "topk", "center_mass"]  # location was not recomputed
+    assert [r["status"] for r in records] == ["ok", "ok", "ok"]
+
+
+def test_manipulated_weights_are_reused_for_new_interpreters(bench, monkeypatch):
+    (cfg,) = cells()
+    bench.run_cell(cfg)
+    calls = count_manipulations(monkeypatch)
+    record = bench.score_cell(cfg, "simplegrad_t")
+    assert record["status"] == "ok" and calls == []
+
+
+def test_the_same_seed_gives_the_same_numbers(tmp_path, random_vgg):
+    (cfg,) = cells(attacks=("topk",))
+    a = make_bench(tmp_path / "a", random_vgg).run_cell(cfg)["metrics"]
+    b = make_bench(tmp_path / "b", random_vgg).run_cell(cfg)["metrics"]
+    for key in ("adaptive", "accuracy_after", "final_ce", "final_penalty"):
+        assert a[key] == b[key], key
+
+
+class _Broken(Interpreter):
+    """A plug-in that fails in one of the ways a submission can."""
+
+    mode = "raise"
+
+    def explain(self, model, x, target, *, layer=None, create_graph=False):
+        out = (model(x)[:, :1, None] * torch.ones(1, 1, x.shape[-1])).expand(-1, x.shape[-2], -1)
+        if self.mode == "raise":
+            raise RuntimeError("plug-in bug")
+        if self.mode == "nan":
+            return out * float("nan")
+        return out[:, :3]  # wrong shape
+
+
+@pytest.mark.parametrize("mode, reason", [("raise", "plug-in bug"), ("nan", "NaN"), ("shape", "expected (64, 64)")])
+def test_a_failing_plugin_fails_its_own_cell_and_the_grid_carries_on(bench, temporary_registry, mode, reason):
+    register_interpreter("broken")(type("BrokenPlugin", (_Broken,), {"mode": mode}))
+    grid = cells(interpreters=("broken", "gradcam"))
+    records = bench.run_grid(grid, score_with=["broken"])
+    assert [r["status"] for r in records] == ["failed", "ok"]
+    assert reason in records[0]["reason"]
+    transfer = bench.store.get_score(grid[1].cell_id, "broken")
+    assert transfer["status"] == "failed" and reason in transfer["reason"]
+
+
+def test_an_unknown_interpreter_fails_its_cell_with_the_close_names(bench):
+    records = bench.run_grid(cells(interpreters=("gradcamm",)))
+    assert records[0]["status"] == "failed"
+    assert "Did you mean 'gradcam'" in records[0]["reason"]
+
+
+class EdgeDetector(Interpreter):
+    """Does not look at the model at all: a Sobel edge map of the input."""
+
+    differentiable = False
+
+    def explain(self, model, x, target, *, layer=None, create_graph=False):
+        g = x.mean(1, keepdim=True)
+        kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]).view(1, 1, 3, 3)
+        gx = torch.nn.functional.conv2d(g, kx, padding=1)
+        gy = torch.nn.functional.conv2d(g, kx.transpose(2, 3), padding=1)
+        return (gx.square() + gy.square()).sqrt()[:, 0]
+
+
+@pytest.mark.parametrize("attack", [a.value for a in Attack])
+def test_a_model_independent_interpreter_scores_its_baseline_fsr(bench, temporary_registry, attack):
+    """FSR measures manipulation, not noise: maps that ignore the model cannot be fooled."""
+    register_interpreter("edges")(EdgeDetector)
+    (cfg,) = cells(attacks=(attack,), lam=50.0)
+    bench.run_cell(cfg)
+    score = bench.score_cell(cfg, "edges")["metrics"]
+    assert score["fsr"] == score["baseline_fsr"]
+    assert score["spearman"] == pytest.approx(1.0)
+
+
+def test_a_non_differentiable_interpreter_gets_no_adaptive_cell(bench, temporary_registry):
+    register_interpreter("edges")(EdgeDetector)
+    (record,) = bench.run_grid(cells(interpreters=("edges",)))
+    assert record["status"] == "failed" and "transfer cells only" in record["reason"]
+
+
+def test_score_passive_counts_the_mask_itself_as_fooled():
+    from robustbench_interp.metrics.heatmaps import location_mask
+
+    mask = location_mask(8, 8).expand(4, 8, 8)
+    inside = 1 - mask
+    scores = score_passive(Attack.LOCATION, mask, inside)
+    assert scores["fsr"] == 100.0 and scores["baseline_fsr"] == 0.0
+
+
+def test_score_active_of_swapped_maps_is_a_full_success():
+    g = torch.Generator().manual_seed(0)
+    h1, h2 = torch.rand(5, 8, 8, generator=g), torch.rand(5, 8, 8, generator=g)
+    swapped = score_active(h2, h1, h1, h2)
+    assert swapped["fsr"] == 100.0 and swapped["baseline_fsr"] == 0.0
