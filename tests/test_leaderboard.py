@@ -1,0 +1,80 @@
+"""The leaderboard renders the store: every number in a table is one stored in a record."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from robustbench_interp.config import CellConfig
+from robustbench_interp.grid import build_grid
+from robustbench_interp.leaderboard import ranking, scores_frame, write_leaderboard
+from robustbench_interp.store import Store
+
+FSR = {  # (attack, attacker, scored) -> (fsr, baseline)
+    ("location", "gradcam", "gradcam"): (90.0, 1.0),
+    ("location", "gradcam", "lrp_t"): (10.0, 2.0),
+    ("location", "lrp_t", "lrp_t"): (60.0, 3.0),
+    ("location", "lrp_t", "gradcam"): (40.0, 4.0),
+    ("topk", "gradcam", "gradcam"): (70.0, 5.0),
+    ("topk", "gradcam", "lrp_t"): (20.0, 6.0),
+}
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    store = Store(tmp_path / "store")
+    cells = build_grid("tiny", ["vgg"], ["location", "topk"], ["gradcam", "lrp_t"], overrides={"steps": 1})
+    for cfg in cells:
+        if not any(k[:2] == (cfg.attack.value, cfg.interpreter) for k in FSR):
+            store.put_failed(cfg, "RuntimeError: skipped in this test")
+            continue
+        drop = 1.5 if cfg.interpreter == "gradcam" else 0.5
+        store.put(cfg, {"accuracy_before": {"top1": 95.0, "top5": 99.0},
+                        "accuracy_after": {"top1": 95.0 - drop, "top5": 98.0}, "top1_drop": drop, "top5_drop": 1.0})
+        for (attack, attacker, scored), (fsr, base) in FSR.items():
+            if (attack, attacker) == (cfg.attack.value, cfg.interpreter):
+                store.put_score(cfg.cell_id, scored, {"fsr": fsr, "baseline_fsr": base, "n": 10})
+    return store
+
+
+def test_tables_hold_the_stored_numbers(store, tmp_path):
+    written = write_leaderboard(store, "tiny", tmp_path / "board")
+    assert {p.name for p in written.values()} == {f"{n}.{e}" for n in ("fsr", "accuracy", "transfer", "ranking")
+                                                  for e in ("md", "csv")}
+    fsr = pd.read_csv(tmp_path / "board" / "fsr.csv", header=[0, 1, 2], index_col=[0, 1])
+    assert fsr.loc[("location", "gradcam"), ("fsr", "vgg", "gradcam")] == 90.0
+    assert fsr.loc[("location", "lrp_t"), ("baseline_fsr", "vgg", "gradcam")] == 4.0
+    md = (tmp_path / "board" / "fsr.md").read_text()
+    assert "90.0 (1.0)" in md and "40.0 (4.0)" in md
+    acc = (tmp_path / "board" / "accuracy.md").read_text()
+    assert acc.index("baseline") < acc.index("location")
+    assert "93.5" in acc  # 95 - 1.5 after the Grad-CAM manipulations
+
+
+def test_transfer_matrix_averages_over_attacks_and_models(store, tmp_path):
+    write_leaderboard(store, "tiny", tmp_path / "board")
+    m = pd.read_csv(tmp_path / "board" / "transfer.csv", index_col=0)
+    assert m.loc["gradcam", "gradcam"] == pytest.approx((90 + 70) / 2)
+    assert m.loc["gradcam", "lrp_t"] == pytest.approx((10 + 20) / 2)
+    assert m.loc["lrp_t", "gradcam"] == pytest.approx(40)
+
+
+def test_ranking_orders_by_mean_adaptive_fsr(store):
+    scores = scores_frame(store, "tiny")
+    rank = ranking(scores, store.to_dataframe(status="ok"))
+    assert list(rank["interpreter"]) == ["lrp_t", "gradcam"]  # 60 < (90 + 70) / 2
+    row = rank.set_index("interpreter").loc["gradcam"]
+    assert row["adaptive_fsr"] == pytest.approx(80.0)
+    assert row["mean_top1_drop"] == pytest.approx(1.5)
+    assert row["transfer_fsr"] == pytest.approx(40.0)
+
+
+def test_an_empty_store_gives_empty_tables(tmp_path):
+    write_leaderboard(Store(tmp_path / "empty"), "tiny", tmp_path / "board")
+    assert "No results yet" in (tmp_path / "board" / "fsr.md").read_text()
+
+
+def test_failed_cells_are_left_out(store):
+    failed = [r for r in store.records(status="failed")]
+    assert failed and all(CellConfig.from_dict(r["config"]).interpreter == "lrp_t" for r in failed)
+    assert set(scores_frame(store, "tiny")["attack"]) == {"location", "topk"}
