@@ -87,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cells = build_grid(track, models, attacks, attackers, seed=args.rbi_seed,
                        overrides=overrides(args.rbi_lr, args.rbi_lam, args.rbi_steps))
     store = Store(args.rbi_store)
-    bench = Benchmark(store, device=args.rbi_device, eval_size=args.rbi_eval_size, data_root=args.rbi_data_root,
+    bench = Benchmark(store, device=args.rbi_device, eval_size=args.rbi_eval_size,
+                      accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
                       retry_failed=args.rbi_retry_failed, progress=_progress_printer())
     todo = sum(not store.has(c.cell_id, retry_failed=args.rbi_retry_failed) for c in cells)
     print(f"[rbi] track {track}: {len(cells)} cells ({todo} to compute), models {models}, attacks {attacks}, "

@@ -30,6 +30,8 @@ OPTIONS: list[Option] = [
     ("--seed", dict(default=0, type=int, dest="rbi_seed", help="seed of every cell (default: 0)")),
     ("--eval-size", dict(default=256, type=int, dest="rbi_eval_size",
                          help="validation images (and held-out composites) scored per cell (default: 256)")),
+    ("--accuracy-size", dict(default=None, type=int, dest="rbi_accuracy_size",
+                             help="validation images used for top-1/top-5 accuracy (default: all)")),
     ("--data-root", dict(default=None, dest="rbi_data_root",
                          help="ImageNet folder for the imagenet track (or $RBI_IMAGENET_ROOT)")),
     ("--lr", dict(default=None, type=float, dest="rbi_lr", help="override the preset learning rate")),

@@ -78,7 +78,9 @@ class Suite:
             from robustbench_interp.store import Store
 
             self._bench = Benchmark(Store(self.opt("rbi_store")), device=self.opt("rbi_device"),
-                                    eval_size=self.opt("rbi_eval_size"), data_root=self.opt("rbi_data_root"),
+                                    eval_size=self.opt("rbi_eval_size"),
+                                    accuracy_size=self.opt("rbi_accuracy_size"),
+                                    data_root=self.opt("rbi_data_root"),
                                     retry_failed=self.opt("rbi_retry_failed"))
         return self._bench
 
@@ -115,6 +117,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                  for spec in suite.interpreters() if spec != cell.interpreter]
         metafunc.parametrize("rbi_transfer", pairs,
                              ids=[f"{c.track.value}-{c.model}-{c.interpreter}-to-{s}" for c, s in pairs])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the robustness tests of attacks left out with --attacks (rather than skip them)."""
+    suite = config.stash.get(SUITE_KEY, None)
+    if suite is None:
+        return
+    selected = set(suite.attacks())
+    keep, drop = [], []
+    for item in items:
+        mark = item.get_closest_marker(ATTACK_MARK)
+        (drop if mark is not None and mark.args[0] not in selected else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
