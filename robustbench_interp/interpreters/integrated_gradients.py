@@ -1,1 +1,64 @@
-"""(placeholder until implemented)"""
+"""Integrated gradients (Sundararajan, Taly, Yan 2017, "Axiomatic Attribution for Deep Networks").
+
+``h = sum_c (x - x0)_c * mean_k d y_t / d x_c (x0 + a_k (x - x0))`` with the midpoint rule
+``a_k = (k + 1/2) / steps``. By completeness the map sums to ``y_t(x) - y_t(x0)`` (within the
+quadrature error, under 1% at the default 64 steps on ReLU networks).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from robustbench_interp.errors import ConfigError
+from robustbench_interp.interpreters import register_interpreter
+from robustbench_interp.interpreters.base import Interpreter, check_inputs
+from robustbench_interp.interpreters.simplegrad import chunked_input_gradient
+
+
+def _baseline(baseline: float | Tensor, x: Tensor) -> Tensor:
+    """The baseline as a tensor of ``x``'s shape (a number, or a tensor broadcastable to ``x``)."""
+    base = torch.as_tensor(baseline, dtype=x.dtype, device=x.device)
+    try:
+        return base.expand_as(x)
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"integrated_gradients baseline of shape {tuple(base.shape)} does not broadcast to the input "
+            f"{tuple(x.shape)}; pass a number or a [C, H, W] / [B, C, H, W] tensor"
+        ) from exc
+
+
+@register_interpreter("integrated_gradients")
+class IntegratedGradients(Interpreter):
+    """Integrated gradients from ``baseline`` (default 0, a black image) in ``steps`` midpoint steps.
+
+    ``max_batch`` bounds the images per forward/backward (the ``steps * B`` path points are chunked).
+    """
+
+    def __init__(self, steps: int = 64, baseline: float | Tensor = 0.0, max_batch: int = 512, **params) -> None:
+        if int(steps) < 1:
+            raise ConfigError(f"integrated_gradients steps must be >= 1, got {steps}")
+        if int(max_batch) < 1:
+            raise ConfigError(f"integrated_gradients max_batch must be >= 1, got {max_batch}")
+        super().__init__(steps=steps, baseline=baseline, max_batch=max_batch, **params)
+
+    def explain(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        target: Tensor,
+        *,
+        layer: nn.Module | None = None,
+        create_graph: bool = False,
+    ) -> Tensor:
+        x, target = check_inputs(x, target)
+        x = x.detach()
+        steps = int(self.params["steps"])
+        x0 = _baseline(self.params["baseline"], x)
+        alphas = (torch.arange(steps, device=x.device, dtype=x.dtype) + 0.5) / steps
+        path = (x0.unsqueeze(0) + alphas.view(-1, 1, 1, 1, 1) * (x - x0).unsqueeze(0)).flatten(0, 1)
+        grads = chunked_input_gradient(
+            model, path, target.repeat(steps), create_graph, int(self.params["max_batch"])
+        )
+        mean_grad = grads.view(steps, *x.shape).mean(dim=0)
+        return ((x - x0) * mean_grad).sum(dim=1)

@@ -1,0 +1,61 @@
+"""Fixtures of the interpreter benchmarks: a ResNet18 at 64x64, batch 32, and the reference timer."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from robustbench_interp.models.base import Normalize
+
+BATCH, SIZE, CLASSES = 32, 64, 10
+
+
+@pytest.fixture(scope="session")
+def bench_setup() -> tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor]:
+    """``(model, target_layer, x, target)``: torchvision resnet18 (random weights) behind Normalize."""
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None, num_classes=CLASSES)
+    model = nn.Sequential(Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), net).eval()
+    x = torch.rand(BATCH, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    target = torch.randint(0, CLASSES, (BATCH,), generator=torch.Generator().manual_seed(1))
+    return model, net.layer4[-1], x, target
+
+
+def forward_backward(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The reference: one forward pass and one backward pass to the input."""
+    xg = x.detach().requires_grad_(True)
+    score = model(xg).gather(1, target.view(-1, 1)).sum()
+    return torch.autograd.grad(score, xg)[0]
+
+
+def timings(fn: Callable[[], object], rounds: int = 5, warmup: int = 1) -> tuple[float, float]:
+    """``(mean, min)`` seconds of ``fn`` over ``rounds`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.fmean(times), min(times)
+
+
+@pytest.fixture
+def reference_time(bench_setup) -> Callable[[], tuple[float, float]]:
+    """``(mean, min)`` seconds of :func:`forward_backward` on the benchmark batch, measured when called."""
+    model, _, x, target = bench_setup
+    return lambda: timings(lambda: forward_backward(model, x, target))
+
+
+def pytest_collect_file(file_path, parent):
+    """Collect ``bench_*.py`` when the folder is given (``pytest benchmarks/``)."""
+    name = file_path.name
+    if file_path.suffix == ".py" and name.startswith("bench_") and not parent.session.isinitpath(file_path):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
