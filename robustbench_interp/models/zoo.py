@@ -1,0 +1,261 @@
+"""The model zoo: ``load_model(track, name)`` for every base model of every track.
+
+tiny: "vgg", "resnet", "densenet" are trained by the benchmark on first use (a few minutes on a CPU,
+deterministically) and cached; "<name>-adv" are the same models after free adversarial training.
+imagenet: "vgg19", "resnet50", "densenet121" with torchvision's ImageNet weights from the local hub
+cache; "<name>-adv" need a local weights file (``weights=<path>``): the benchmark does not run
+adversarial training on ImageNet.
+
+Bring your own model: build a :class:`~robustbench_interp.models.base.LoadedModel` by hand, e.g.
+``LoadedModel(track="tiny", name="mine", model=net.eval(), target_layer=net.layer4,
+num_classes=10, input_size=(64, 64), target_layer_name="layer4")``, with a model that takes images
+in [0, 1] (put a :class:`~robustbench_interp.models.base.Normalize` first if it expects normalised
+inputs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import sys
+import time
+
+import torch
+from torch import nn
+
+from robustbench_interp.data import Track
+from robustbench_interp.errors import ConfigError, UnknownNameError
+from robustbench_interp.models import cache, tiny
+from robustbench_interp.models.adversarial import AdvTrainConfig, free_adversarial_train, pgd_accuracy
+from robustbench_interp.models.base import LoadedModel
+from robustbench_interp.models.device import resolve_device
+from robustbench_interp.models.training import TrainConfig, accuracy, deterministic, train_model
+
+ADV_SUFFIX = "-adv"
+#: The default recipe per tiny architecture (VGG and DenseNet leave their initial plateau later than
+#: ResNet, after 300-500 steps: more epochs).
+DEFAULT_TRAIN_CONFIGS = {
+    "vgg": TrainConfig(epochs=14),
+    "resnet": TrainConfig(),
+    "densenet": TrainConfig(epochs=14),
+}
+DEFAULT_ADV_CONFIGS = {arch: AdvTrainConfig(base=config) for arch, config in DEFAULT_TRAIN_CONFIGS.items()}
+
+# Counts of actual training runs in this process (tests check that a cached load does not train).
+TRAINING_RUNS = {"standard": 0, "adversarial": 0}
+
+
+def list_tracks() -> list[str]:
+    """The tracks' names."""
+    return [t.value for t in Track]
+
+
+def _base_names(track: Track) -> list[str]:
+    if track is Track.TINY:
+        return sorted(tiny.ARCHITECTURES)
+    from robustbench_interp.models.imagenet import ARCHITECTURES
+
+    return sorted(ARCHITECTURES)
+
+
+def list_models(track: str | Track) -> list[str]:
+    """The base models of ``track``, standard and adversarially trained (``-adv``), sorted."""
+    track = Track.parse(track)
+    names = _base_names(track)
+    return sorted(names + [n + ADV_SUFFIX for n in names])
+
+
+def _split_name(track: Track, name: str) -> tuple[str, bool]:
+    import difflib
+
+    available = list_models(track)
+    if name not in available:
+        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownNameError(
+            f"unknown {track.value} model {name!r}.{hint} Available: {', '.join(available)}."
+        )
+    adv = name.endswith(ADV_SUFFIX)
+    return (name[: -len(ADV_SUFFIX)] if adv else name), adv
+
+
+# --------------------------------------------------------------------------------------------------
+# tiny: train once, cache, load.
+
+
+def _random_tiny(arch: str, seed: int = 0) -> nn.Module:
+    with deterministic(seed):
+        return tiny.build(arch).eval()
+
+
+def load_or_train(arch: str, config: TrainConfig | None = None, *, progress: bool = True) -> nn.Module:
+    """The tiny standard model ``arch`` trained with ``config``: from the cache if there, else trained
+    (deterministically), cached with its model card, and returned. On the CPU, in eval mode.
+    ``config`` defaults to ``DEFAULT_TRAIN_CONFIGS[arch]``."""
+    from robustbench_interp.data.tiny import tiny_split
+
+    config = config or DEFAULT_TRAIN_CONFIGS[arch]
+    weights_path, card_path = cache.model_paths("tiny", arch, config.key())
+    if weights_path.is_file():
+        model = tiny.build(arch)
+        model.load_state_dict(cache.load_state_dict(weights_path))
+        return model.eval()
+    train_set = tiny_split("train", config.n_train, config.data_seed)
+    val_set = tiny_split("val", config.n_val, config.data_seed)
+    with deterministic(config.seed):
+        model = tiny.build(arch)
+        result = train_model(model, train_set, val_set, config, progress=progress, desc=f"tiny/{arch}")
+    TRAINING_RUNS["standard"] += 1
+    cache.save_state_dict(weights_path, model.state_dict())
+    cache.write_card(
+        card_path,
+        {
+            "track": "tiny",
+            "name": arch,
+            "key": config.key(),
+            "config": dataclasses.asdict(config),
+            "val_top1": result.val_accuracy,
+            "train_seconds": result.train_seconds,
+            "steps": result.steps,
+            "final_loss": result.final_loss,
+            **_environment(),
+        },
+    )
+    return model.eval()
+
+
+def load_or_adv_train(arch: str, config: AdvTrainConfig | None = None, *, progress: bool = True) -> nn.Module:
+    """The tiny model ``arch`` after free adversarial training from its standard model (``config.base``);
+    cached like :func:`load_or_train`. The card records clean and PGD accuracy of both models.
+    ``config`` defaults to ``DEFAULT_ADV_CONFIGS[arch]``."""
+    from robustbench_interp.data.tiny import tiny_split
+
+    config = config or DEFAULT_ADV_CONFIGS[arch]
+    weights_path, card_path = cache.model_paths("tiny", arch + ADV_SUFFIX, config.key())
+    if weights_path.is_file():
+        model = tiny.build(arch)
+        model.load_state_dict(cache.load_state_dict(weights_path))
+        return model.eval()
+    standard = load_or_train(arch, config.base, progress=progress)
+    train_set = tiny_split("train", config.base.n_train, config.base.data_seed)
+    val_set = tiny_split("val", config.base.n_val, config.base.data_seed)
+    with deterministic(config.seed):
+        model = tiny.build(arch)
+        model.load_state_dict(standard.state_dict())
+        result = free_adversarial_train(model, train_set, config, progress=progress, desc=f"tiny/{arch}-adv")
+    TRAINING_RUNS["adversarial"] += 1
+    start = time.perf_counter()
+    scores = {}
+    for label, net in (("standard", standard), ("adv", model)):
+        scores[f"{label}_val_top1"] = accuracy(net, val_set)
+        scores[f"{label}_val_pgd_top1"] = pgd_accuracy(
+            net, val_set, eps=config.eps, steps=config.pgd_steps, max_examples=config.pgd_eval_examples
+        )
+    if progress:
+        print(
+            f"tiny/{arch}-adv: clean {100 * scores['standard_val_top1']:.1f}% -> "
+            f"{100 * scores['adv_val_top1']:.1f}%, PGD(eps={config.eps:.4f}) "
+            f"{100 * scores['standard_val_pgd_top1']:.1f}% -> {100 * scores['adv_val_pgd_top1']:.1f}% "
+            f"(evaluated in {time.perf_counter() - start:.0f}s)",
+            file=sys.stderr,
+        )
+    cache.save_state_dict(weights_path, model.state_dict())
+    cache.write_card(
+        card_path,
+        {
+            "track": "tiny",
+            "name": arch + ADV_SUFFIX,
+            "key": config.key(),
+            "config": dataclasses.asdict(config),
+            "eps": config.eps,
+            "pgd": {"eps": config.eps, "steps": config.pgd_steps, "step_size": 2.5 * config.eps / config.pgd_steps,
+                    "random_start": True, "examples": min(config.pgd_eval_examples, len(val_set))},
+            **scores,
+            "val_top1": scores["adv_val_top1"],
+            "train_seconds": result.train_seconds,
+            "steps": result.steps,
+            "final_loss": result.final_loss,
+            **_environment(),
+        },
+    )  # fmt: skip
+    return model
+
+
+def _environment() -> dict[str, object]:
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _load_tiny(
+    name: str, arch: str, adv: bool, weights: str | os.PathLike | None, config, progress: bool
+) -> nn.Module:
+    if isinstance(weights, str) and weights == "random":
+        return _random_tiny(arch)
+    if weights is not None:
+        model = tiny.build(arch)
+        model.load_state_dict(cache.load_state_dict(weights))
+        return model.eval()
+    if adv:
+        if config is not None and not isinstance(config, AdvTrainConfig):
+            raise ConfigError(f"config of {name!r} must be an AdvTrainConfig, got {type(config).__name__}.")
+        return load_or_adv_train(arch, config, progress=progress)
+    if config is not None and not isinstance(config, TrainConfig):
+        raise ConfigError(f"config of {name!r} must be a TrainConfig, got {type(config).__name__}.")
+    return load_or_train(arch, config, progress=progress)
+
+
+# --------------------------------------------------------------------------------------------------
+# The public entry point.
+
+
+def load_model(
+    track: str | Track,
+    name: str,
+    *,
+    device: str | torch.device = "cpu",
+    weights: str | os.PathLike | None = None,
+    progress: bool = True,
+    config: TrainConfig | AdvTrainConfig | None = None,
+) -> LoadedModel:
+    """A base model of ``track``, in eval mode on ``device``, with its target layer.
+
+    ``weights``: ``None`` for the track's own weights (tiny: trained on first use and cached under
+    ``$RBI_CACHE_DIR``; imagenet: torchvision's, from the local torch hub cache), a path to a local
+    state dict, or ``"random"`` for a randomly initialised model. ``config`` (tiny only) overrides the
+    training recipe: a :class:`TrainConfig`, or an :class:`AdvTrainConfig` for ``-adv`` names.
+    ``progress`` shows training progress on stderr.
+    """
+    track = Track.parse(track)
+    dev = resolve_device(device)
+    arch, adv = _split_name(track, name)
+    if track is Track.TINY:
+        model = _load_tiny(name, arch, adv, weights, config, progress)
+        target_name = model.target_layer_name
+        num_classes, input_size = 10, (64, 64)
+    else:
+        from robustbench_interp.models import imagenet
+
+        if config is not None:
+            raise ConfigError("config= applies to the tiny track only; imagenet models are not trained here.")
+        if adv and weights is None:
+            raise ConfigError(
+                f"{name!r}: the benchmark does not adversarially train ImageNet models; pass "
+                "weights=<local state dict of an adversarially trained model>."
+            )
+        model, target_name = imagenet.build(arch, weights)
+        num_classes, input_size = imagenet.NUM_CLASSES, imagenet.INPUT_SIZE
+    model = model.to(dev).eval()
+    return LoadedModel(
+        track=track.value,
+        name=name,
+        model=model,
+        target_layer=model.get_submodule(target_name),
+        num_classes=num_classes,
+        input_size=input_size,
+        target_layer_name=target_name,
+    )
