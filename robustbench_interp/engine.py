@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from robustbench_interp.attacks.finetune import corresponding_module, expected_grid, explain_checked, manipulate
 from robustbench_interp.config import Attack, CellConfig
-from robustbench_interp.errors import ConfigError, InterpreterError, PluginImportError, RBIError
+from robustbench_interp.errors import InterpreterError, PluginImportError, RBIError
 from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.interpreters.base import Interpreter
 from robustbench_interp.metrics.accuracy import evaluate_accuracy

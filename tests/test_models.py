@@ -13,7 +13,7 @@ from torch import nn
 
 from robustbench_interp.errors import ConfigError, MissingResourceError, UnknownNameError
 from robustbench_interp.models import LoadedModel, Normalize, TrainConfig, list_models, list_tracks, load_model
-from robustbench_interp.models import cache, tiny, zoo
+from robustbench_interp.models import cache, zoo
 from robustbench_interp.models.device import resolve_device
 
 ARCHS = ["vgg", "resnet", "densenet"]

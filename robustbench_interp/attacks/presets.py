@@ -35,10 +35,10 @@ _IMAGENET_BATCH = 8
 
 # tiny: attack -> (lr, lambda, steps, batch size); see docs/presets.md for the sweep behind them.
 _TINY: dict[Attack, tuple[float, float, int, int]] = {
-    Attack.LOCATION: (1e-4, 4.0, 150, 32),
-    Attack.TOPK: (1e-4, 4.0, 150, 32),
-    Attack.CENTER_MASS: (1e-4, 4.0, 150, 32),
-    Attack.ACTIVE: (1e-4, 4.0, 150, 32),
+    Attack.LOCATION: (3e-4, 6.0, 150, 32),
+    Attack.TOPK: (3e-4, 1.5, 150, 32),
+    Attack.CENTER_MASS: (3e-4, 0.2, 150, 32),
+    Attack.ACTIVE: (3e-4, 2.0, 150, 32),
 }
 
 #: Free adversarial training kept during manipulation of an ``-adv`` base model (SPEC section 3).
