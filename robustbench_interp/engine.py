@@ -14,6 +14,7 @@ Active. J = the attacking interpreter gives the adaptive score; any other J a tr
 from __future__ import annotations
 
 import copy
+import hashlib
 import sys
 import time
 import traceback
@@ -168,6 +169,7 @@ class Benchmark:
         self._data: dict[str, _TrackData] = {}
         self._accuracy: dict[tuple[str, str], dict[str, Any]] = {}
         self._maps0: dict[tuple[Any, ...], Tensor] = {}
+        self._fingerprints: dict[tuple[str, str], str] = {}
 
     # ---- inputs
 
@@ -180,6 +182,30 @@ class Benchmark:
         if key not in self._models:
             self._models[key] = load_model(track, model, device=str(self.device))
         return self._models[key]
+
+    def fingerprint(self, track: str, model: str) -> str:
+        """A hash of the base model's weights: a cell computed from other weights is stale."""
+        key = (track, model)
+        if key not in self._fingerprints:
+            digest = hashlib.sha256()
+            for name, tensor in sorted(self.base(track, model).model.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprints[key] = digest.hexdigest()[:16]
+        return self._fingerprints[key]
+
+    def _is_done(self, cfg: CellConfig) -> bool:
+        """Whether the store's record of ``cfg`` can be reused: ok (or failed, unless retrying) and
+        computed from the same base weights; a stale record's scores are dropped."""
+        if not self.store.has(cfg.cell_id, retry_failed=self.retry_failed):
+            return False
+        record = self.store.get(cfg.cell_id) or {}
+        stored = record.get("base_fingerprint")
+        if record.get("status") != "ok" or stored == self.fingerprint(cfg.track.value, cfg.model):
+            return True
+        self.log(f"cell {cfg.label}: the base model's weights changed since it was computed; recomputing")
+        self.store.drop_scores(cfg.cell_id)
+        return False
 
     def data(self, track: str) -> _TrackData:
         if track not in self._data:
@@ -323,7 +349,7 @@ class Benchmark:
 
     def run_cell(self, cfg: CellConfig) -> dict[str, Any]:
         """Compute cell ``cfg`` (unless the store has it) and return its record."""
-        if self.store.has(cfg.cell_id, retry_failed=self.retry_failed):
+        if self._is_done(cfg):
             return self.store.get(cfg.cell_id)  # type: ignore[return-value]
         try:
             interpreter = get_interpreter(cfg.interpreter, **dict(cfg.interpreter_params))
@@ -351,7 +377,7 @@ class Benchmark:
         except (InterpreterError, PluginImportError) as exc:
             self.log(f"cell {cfg.label} failed: {exc}")
             return self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}")
-        record = self.store.put(cfg, metrics)
+        record = self.store.put(cfg, metrics, base_fingerprint=self.fingerprint(cfg.track.value, cfg.model))
         self.store.put_score(cfg.cell_id, cfg.interpreter, adaptive, interpreter_params=cfg.interpreter_params)
         return record
 

@@ -247,16 +247,19 @@ class Store:
         status = self.status(cell_id)
         return status == STATUS_OK or (status == STATUS_FAILED and not retry_failed)
 
-    def put(self, config: CellConfig, metrics: Mapping[str, Any]) -> dict[str, Any]:
-        """Record a completed cell with its ``metrics`` (numbers, lists, dicts of numbers)."""
-        return self._put(config, STATUS_OK, None, plain(dict(metrics)))
+    def put(self, config: CellConfig, metrics: Mapping[str, Any], *, base_fingerprint: str | None = None
+            ) -> dict[str, Any]:
+        """Record a completed cell with its ``metrics`` (numbers, lists, dicts of numbers) and the
+        fingerprint of the base model's weights it was computed from."""
+        return self._put(config, STATUS_OK, None, plain(dict(metrics)), base_fingerprint)
 
     def put_failed(self, config: CellConfig, reason: str) -> dict[str, Any]:
         """Record a cell whose computation failed, with the ``reason`` (e.g. the exception text)."""
         return self._put(config, STATUS_FAILED, str(reason), {})
 
     def _put(
-        self, config: CellConfig, status: str, reason: str | None, metrics: dict[str, Any]
+        self, config: CellConfig, status: str, reason: str | None, metrics: dict[str, Any],
+        base_fingerprint: str | None = None,
     ) -> dict[str, Any]:
         if not isinstance(config, CellConfig):
             raise ConfigError(f"the store records CellConfig objects, got {type(config).__name__}")
@@ -267,6 +270,7 @@ class Store:
             "status": status,
             "reason": reason,
             "metrics": metrics,
+            "base_fingerprint": base_fingerprint,
             "created": _now(),
             "version": config.version,
         }
@@ -361,6 +365,15 @@ class Store:
         }
         atomic_write_json(self.score_path(cell_id, interpreter, params), record)
         return record
+
+    def drop_scores(self, cell_id: str) -> int:
+        """Delete the score records of ``cell_id`` (its manipulated model is being recomputed);
+        returns how many were removed."""
+        removed = 0
+        for path in (self.root / "scores" / _checked_id(cell_id)).glob("*.json"):
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
 
     def scores(self, cell_id: str | None = None) -> Iterator[dict[str, Any]]:
         """All readable score records (of one cell when ``cell_id`` is given), corrupt files skipped."""

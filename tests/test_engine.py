@@ -197,3 +197,21 @@ def test_score_active_of_swapped_maps_is_a_full_success():
     h1, h2 = torch.rand(5, 8, 8, generator=g), torch.rand(5, 8, 8, generator=g)
     swapped = score_active(h2, h1, h1, h2)
     assert swapped["fsr"] == 100.0 and swapped["baseline_fsr"] == 0.0
+
+
+def test_a_cell_computed_from_other_base_weights_is_recomputed(tmp_path, random_vgg, monkeypatch):
+    from robustbench_interp.models import load_model
+
+    grid = cells()
+    calls = count_manipulations(monkeypatch)
+    first = make_bench(tmp_path, random_vgg)
+    first.run_grid(grid, score_with=["simplegrad"])
+    other = load_model("tiny", "vgg", weights="random")
+    with torch.no_grad():
+        next(other.model.parameters()).add_(0.01)
+    second = make_bench(tmp_path, other)
+    assert second.fingerprint("tiny", "vgg") != first.fingerprint("tiny", "vgg")
+    record = second.run_grid(grid)[0]
+    assert calls == ["location", "location"]
+    assert record["base_fingerprint"] == second.fingerprint("tiny", "vgg")
+    assert second.store.get_score(grid[0].cell_id, "simplegrad") is None  # stale transfer score dropped
