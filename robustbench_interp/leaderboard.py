@@ -10,7 +10,8 @@ For each track, under ``leaderboard/<track>/``:
   models (the diagonal is adaptive);
 - ``ranking.{md,csv}``: interpreters by mean adaptive FSR (lower is more robust), with the mean
   baseline FSR, the mean top-1 drop the attacker paid, and the mean transfer FSR; an interpreter
-  that cannot be attacked adaptively (non-differentiable) is ranked by transfer and marked so.
+  with no adaptive cell in the store (non-differentiable, or not among the grid's attacking
+  interpreters) is ranked after them by its transfer FSR and marked "transfer only".
 
 CSV files hold numbers; Markdown files format them.
 """
@@ -125,7 +126,7 @@ def ranking(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
             "mean_top1_drop": drops.mean() if len(drops) else float("nan"),
             "transfer_fsr": transfer["fsr"].mean() if len(transfer) else float("nan"),
             "transfer_cells": len(transfer),
-            "mode": "adaptive" if len(adaptive) else "transfer only",
+            "mode": "adaptive" if len(adaptive) else "transfer only",  # not attacked through itself
         })
     df = pd.DataFrame(rows)
     df["_key"] = df["adaptive_fsr"].fillna(df["transfer_fsr"])
@@ -163,7 +164,8 @@ def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str
         "accuracy": (acc_n, acc_t, "Top-1 / top-5 accuracy (%) of the base models and of each manipulated model."),
         "transfer": (tr_n, tr_t, "Mean FSR (%) of the scored interpreter (columns) on models manipulated through "
                      "the attacking interpreter (rows), over attacks and models; the diagonal is adaptive."),
-        "ranking": (rank, rank_t, "Interpreters ranked by mean adaptive FSR (lower is more robust)."),
+        "ranking": (rank, rank_t, "Interpreters ranked by mean adaptive FSR (lower is more robust); those "
+                    "with no adaptive cell in this grid follow, ranked by transfer FSR."),
     }
     written: dict[str, Path] = {}
     for name, (numbers, text, note) in tables.items():

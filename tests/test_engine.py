@@ -215,3 +215,26 @@ def test_a_cell_computed_from_other_base_weights_is_recomputed(tmp_path, random_
     assert calls == ["location", "location"]
     assert record["base_fingerprint"] == second.fingerprint("tiny", "vgg")
     assert second.store.get_score(grid[0].cell_id, "simplegrad") is None  # stale transfer score dropped
+
+
+def test_an_adv_base_model_keeps_free_adversarial_training_while_manipulated(tmp_path, random_vgg, monkeypatch):
+    import dataclasses
+
+    from robustbench_interp.models.adversarial import FreePerturbation
+
+    adv_base = dataclasses.replace(random_vgg, name="vgg-adv")
+    bench = make_bench(tmp_path, adv_base)
+    (cfg,) = build_grid("tiny", ["vgg-adv"], ["location"], ["gradcam"], overrides=QUICK)
+    assert cfg.params.adv and cfg.params.eps > 0 and cfg.params.replays > 1
+    steps: list[float] = []
+    original = FreePerturbation.step
+
+    def recording(self, grad=None):
+        original(self, grad)
+        steps.append(float(self.delta.abs().max()))
+
+    monkeypatch.setattr(FreePerturbation, "step", recording)
+    record = bench.run_cell(cfg)
+    assert record["status"] == "ok"
+    assert len(steps) == cfg.params.steps * cfg.params.replays  # every replay of every batch
+    assert 0 < max(steps) <= cfg.params.eps + 1e-6  # the perturbation moves, within the eps ball

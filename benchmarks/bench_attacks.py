@@ -1,0 +1,62 @@
+"""Speed of one manipulation step, as a ratio to a plain training step (CE only) on the same batch.
+
+A manipulation step is the fine-tuning loop's step: CE + lambda * Location penalty through the
+interpreter with ``create_graph=True`` (the double-backward pass), backward, Adam step. The
+reference is CE, backward, Adam step, measured in the same test just before and after. Run
+deliberately: ``pytest benchmarks/ --benchmark-enable``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import timings
+
+from robustbench_interp.attacks.penalties import location_penalty
+from robustbench_interp.interpreters import get_interpreter
+
+# name, upper bound of the ratio (None: recorded only)
+CASES = [("gradcam", 3.0), ("simplegrad", 3.0), ("lrp_t", None)]
+
+
+def _training_step(model, optimizer, x, target):
+    loss = F.cross_entropy(model(x), target)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def _manipulation_step(model, layer, interp, optimizer, x, target):
+    h = interp.explain(model, x, target, layer=layer, create_graph=True)
+    loss = F.cross_entropy(model(x), target) + location_penalty(h)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+@pytest.mark.parametrize("name, bound", CASES, ids=[c[0] for c in CASES])
+def test_manipulation_step_speed(benchmark, bench_setup, name, bound):
+    model0, layer0, x, target = bench_setup
+    model = copy.deepcopy(model0).eval()
+    layer = dict(model.named_modules())[next(n for n, m in model0.named_modules() if m is layer0)]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-6)
+    interp = get_interpreter(name)
+
+    def reference():
+        return timings(lambda: _training_step(model, optimizer, x, target), rounds=5)
+
+    before = reference() if not benchmark.disabled else None
+    benchmark.pedantic(_manipulation_step, args=(model, layer, interp, optimizer, x, target),
+                       rounds=5, warmup_rounds=1)
+    if benchmark.disabled:
+        pytest.skip("benchmarking is disabled (--benchmark-disable): no ratio to check")
+    after = reference()
+    ref_mean = (before[0] + after[0]) / 2
+    ratio = benchmark.stats.stats.mean / ref_mean
+    benchmark.extra_info["ratio_to_training_step"] = ratio
+    benchmark.extra_info["ratio_of_min_times"] = benchmark.stats.stats.min / min(before[1], after[1])
+    if bound is not None:
+        assert ratio <= bound, f"{name}: a manipulation step costs {ratio:.2f}x a training step (bound {bound})"
