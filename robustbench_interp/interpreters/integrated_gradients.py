@@ -35,7 +35,7 @@ class IntegratedGradients(Interpreter):
     ``max_batch`` bounds the images per forward/backward (the ``steps * B`` path points are chunked).
     """
 
-    def __init__(self, steps: int = 64, baseline: float | Tensor = 0.0, max_batch: int = 512, **params) -> None:
+    def __init__(self, steps: int = 64, baseline: float | Tensor = 0.0, max_batch: int = 128, **params) -> None:
         if int(steps) < 1:
             raise ConfigError(f"integrated_gradients steps must be >= 1, got {steps}")
         if int(max_batch) < 1:

@@ -38,7 +38,7 @@ class SmoothGrad(Interpreter):
     """
 
     def __init__(
-        self, n_samples: int = 10, noise_level: float = 0.15, seed: int = 0, max_batch: int = 512, **params
+        self, n_samples: int = 10, noise_level: float = 0.15, seed: int = 0, max_batch: int = 128, **params
     ) -> None:
         if int(n_samples) < 1:
             raise ConfigError(f"smoothgrad n_samples must be >= 1, got {n_samples}")
