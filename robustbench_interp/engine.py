@@ -26,7 +26,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from robustbench_interp.attacks.finetune import corresponding_module, expected_grid, explain_checked, manipulate
+from robustbench_interp.attacks.finetune import (
+    corresponding_module,
+    expected_grid,
+    explain_checked,
+    manipulate,
+)
 from robustbench_interp.config import Attack, CellConfig
 from robustbench_interp.errors import InterpreterError, PluginImportError, RBIError
 from robustbench_interp.interpreters import get_interpreter

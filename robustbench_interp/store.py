@@ -29,13 +29,11 @@ Records hold numbers as numbers (floats, ints, lists, nested dicts), never forma
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from enum import Enum
@@ -43,7 +41,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robustbench_interp.config import BENCHMARK_VERSION, CellConfig, normalize_interpreter_params
-from robustbench_interp.errors import ConfigError, MissingResourceError
+from robustbench_interp.errors import ConfigError
+from robustbench_interp.fileio import (  # noqa: F401  (re-exported: the store's file primitives)
+    atomic_save_state_dict,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    load_state_dict_safe,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,92 +61,6 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 class StoreWarning(UserWarning):
     """A file in the store could not be read as a record and was skipped."""
-
-
-# --------------------------------------------------------------------------- atomic file writes
-
-
-@contextlib.contextmanager
-def _atomic_target(path: Path) -> Iterator[Any]:
-    """Yield a binary file object; on success its content replaces ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable too (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temp file, fsync, ``os.replace``).
-
-    Non-finite floats are refused (JSON has no NaN): a ``ValueError`` names the problem.
-    """
-    try:
-        text = json.dumps(data, indent=1, sort_keys=True, allow_nan=False)
-    except ValueError as exc:
-        raise ValueError(f"cannot store {path}: {exc}; metrics must be finite numbers") from exc
-    with _atomic_target(Path(path)) as f:
-        f.write(text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, e.g. a figure."""
-    with _atomic_target(Path(path)) as f:
-        f.write(data)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically, e.g. a leaderboard table."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_save_state_dict(path: str | os.PathLike[str], state_dict: Mapping[str, Any]) -> None:
-    """``torch.save`` a state_dict to ``path`` atomically (temp file in the same folder, ``os.replace``)."""
-    import torch
-
-    with _atomic_target(Path(path)) as f:
-        torch.save(dict(state_dict), f)
-
-
-def load_state_dict_safe(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a state_dict saved by :func:`atomic_save_state_dict` with ``torch.load(weights_only=True)``.
-
-    Raises :class:`MissingResourceError` when the file is missing or unreadable (delete it and
-    recompute the cell).
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise MissingResourceError(f"no weights file at {path}; recompute the cell that writes it")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises various errors on truncated or foreign files
-        raise MissingResourceError(
-            f"could not load weights {path}: {type(exc).__name__}: {exc}; delete the file and recompute"
-        ) from exc
 
 
 # --------------------------------------------------------------------------- record helpers

@@ -8,8 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_interp.models import AdvTrainConfig, FreePerturbation, TrainConfig, pgd_accuracy, pgd_attack
-from robustbench_interp.models import cache, zoo
+from robustbench_interp.models import (
+    AdvTrainConfig,
+    FreePerturbation,
+    TrainConfig,
+    cache,
+    pgd_accuracy,
+    pgd_attack,
+    zoo,
+)
 from robustbench_interp.models.adversarial import free_adversarial_train
 
 EPS = 8 / 255

@@ -8,12 +8,12 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from test_interpreters import batch, make_densenet, make_resnet  # noqa: F401,F811  (batch is a fixture)
 from torch import nn
 
 from robustbench_interp.errors import UnsupportedModelError
 from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.interpreters._lrp_engine import relevance
-from test_interpreters import batch, make_densenet, make_resnet  # noqa: F401,F811  (batch is a fixture)
 
 EPS = 0.01
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import operator
-import pickle
 
 import pytest
 import torch
@@ -12,8 +11,16 @@ import torch.fx
 from torch import nn
 
 from robustbench_interp.errors import ConfigError, MissingResourceError, UnknownNameError
-from robustbench_interp.models import LoadedModel, Normalize, TrainConfig, list_models, list_tracks, load_model
-from robustbench_interp.models import cache, zoo
+from robustbench_interp.models import (
+    LoadedModel,
+    Normalize,
+    TrainConfig,
+    cache,
+    list_models,
+    list_tracks,
+    load_model,
+    zoo,
+)
 from robustbench_interp.models.device import resolve_device
 
 ARCHS = ["vgg", "resnet", "densenet"]
@@ -155,7 +162,7 @@ class _Payload:
 def test_cache_loads_refuse_pickled_code(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"weight": torch.zeros(1), "payload": _Payload()}, path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(MissingResourceError, match="UnpicklingError"):
         cache.load_state_dict(path)
 
 

@@ -22,6 +22,7 @@ classifies at about chance level, and that the masks cover the objects.
 from __future__ import annotations
 
 import functools
+
 import numpy as np
 import torch
 from torch import Tensor

@@ -8,18 +8,15 @@ that a later run would trust; loads use ``torch.load(weights_only=True)`` on a p
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from robustbench_interp.errors import MissingResourceError
+from robustbench_interp.fileio import atomic_save_state_dict, atomic_write_json, load_state_dict_safe
 
 ENV_CACHE_DIR = "RBI_CACHE_DIR"
 
@@ -36,44 +33,21 @@ def model_paths(track: str, name: str, key: str) -> tuple[Path, Path]:
     return stem.with_suffix(".pt"), stem.with_suffix(".json")
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def save_state_dict(path: Path, state_dict: dict[str, Tensor]) -> None:
     """Write a state dict atomically (tensors moved to the CPU)."""
-    cpu = {k: v.detach().cpu() for k, v in state_dict.items()}
-    _atomic_write(path, lambda f: torch.save(cpu, f), "wb")
+    atomic_save_state_dict(path, state_dict)
 
 
 def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Tensor]:
     """Load a state dict safely (``weights_only=True``: tensors and plain containers only)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise MissingResourceError(
-            f"weights file {str(path)!r} does not exist; pass the path of a saved state dict "
-            "(torch.save(model.state_dict(), path))."
-        )
-    state = torch.load(path, weights_only=True, map_location=map_location)
-    if not isinstance(state, dict):
-        raise MissingResourceError(f"{str(path)!r} does not hold a state dict (got {type(state).__name__}).")
-    return state
+    return load_state_dict_safe(
+        path, map_location, hint="pass the path of a saved state dict (torch.save(model.state_dict(), path))"
+    )
 
 
 def write_card(path: Path, card: dict[str, Any]) -> None:
     """Write a model card (JSON, numbers kept as numbers) atomically."""
-    _atomic_write(path, lambda f: json.dump(card, f, indent=2, sort_keys=True), "w")
+    atomic_write_json(path, card)
 
 
 def read_card(path: Path) -> dict[str, Any]:
