@@ -77,7 +77,8 @@ class AttackParams:
     per step (the paper: 8). ``k``: the top-k fraction (Top-k attack, 0.1).
     Adversarial training (Shafahi et al. 2019, "free" AT kept during the manipulation): ``adv``
     turns it on, ``eps`` is the L-inf radius on [0, 1] inputs, ``replays`` the number m of replays
-    of each minibatch. Floats are stored as floats so that ``lr=1`` and ``lr=1.0`` hash alike.
+    of each minibatch. ``active_reduction``: how the Active penalty reduces over grid positions,
+    "sum" (the paper's, so its lambdas apply) or "mean" (lambda independent of the grid size). Floats are stored as floats so that ``lr=1`` and ``lr=1.0`` hash alike.
     """
 
     lr: float
@@ -89,6 +90,7 @@ class AttackParams:
     adv: bool = False
     eps: float = 0.0
     replays: int = 1
+    active_reduction: str = "sum"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

@@ -122,7 +122,8 @@ class _Penalty:
         assert self.classes is not None, "Active fooling needs its two classes"
         t1 = torch.full_like(y, self.classes[0])
         t2 = torch.full_like(y, self.classes[1])
-        return active_penalty(explain(t1), explain(t2), self._reference(x, t1), self._reference(x, t2))
+        return active_penalty(explain(t1), explain(t2), self._reference(x, t1), self._reference(x, t2),
+                              reduction=self.params.active_reduction)  # type: ignore[arg-type]
 
 
 def corresponding_module(model0: nn.Module, model: nn.Module, layer: nn.Module | None) -> nn.Module | None:
