@@ -17,23 +17,8 @@ from typing import Literal
 from torch import Tensor
 
 from robustbench_interp.errors import ConfigError
-from robustbench_interp.metrics.heatmaps import (
-    center_of_mass,
-    check_maps,
-    location_mask,
-    normalize,
-    topk_count,
-    topk_mask,
-)
-
-
-def _pair(h: Tensor, h0: Tensor) -> None:
-    check_maps(h, "h")
-    check_maps(h0, "h0")
-    if h.shape != h0.shape:
-        raise ConfigError(
-            f"the maps of w and w0 must have the same shape, got {tuple(h.shape)} and {tuple(h0.shape)}"
-        )
+from robustbench_interp.metrics.heatmaps import center_of_mass, check_pair, normalize
+from robustbench_interp.metrics.test_losses import location_loss, topk_loss
 
 
 def location_penalty(h: Tensor) -> Tensor:
@@ -41,9 +26,7 @@ def location_penalty(h: Tensor) -> Tensor:
 
     Minimising it moves the relevance onto a frame ``max(1, l // 7)`` cells wide.
     """
-    check_maps(h)
-    m = location_mask(h.shape[1], h.shape[2], device=h.device, dtype=h.dtype)
-    return (normalize(h) - m).square().mean()
+    return location_loss(h).mean()
 
 
 def topk_penalty(h: Tensor, h0: Tensor, k: float = 0.1) -> Tensor:
@@ -51,10 +34,7 @@ def topk_penalty(h: Tensor, h0: Tensor, k: float = 0.1) -> Tensor:
 
     Minimising it empties the positions the original model found most relevant.
     """
-    _pair(h, h0)
-    mask = topk_mask(normalize(h0.detach()), k)
-    count = topk_count(h.shape[1] * h.shape[2], k)
-    return ((normalize(h) * mask).sum(dim=(1, 2)) / count).mean()
+    return topk_loss(h, h0, k).mean()
 
 
 def center_mass_penalty(h: Tensor, h0: Tensor) -> Tensor:
@@ -66,7 +46,7 @@ def center_mass_penalty(h: Tensor, h0: Tensor) -> Tensor:
     At ``w == w0`` the distance is 0 and the L1 norm's (sub)gradient there is 0: the first step of
     fine-tuning is driven by the cross-entropy term alone, which moves ``w`` off ``w0``.
     """
-    _pair(h, h0)
+    check_pair(h, h0)
     target = center_of_mass(normalize(h0.detach()))
     return -(center_of_mass(normalize(h)) - target).abs().sum(dim=1).mean()
 
@@ -88,7 +68,7 @@ def active_penalty(
     (``sum = mean * h * w``); use it when tuning lambda for input-level maps.
     """
     for a, b in ((h_c1, h_c2), (h_c1, h0_c1), (h_c1, h0_c2)):
-        _pair(a, b)
+        check_pair(a, b)
     if reduction not in ("sum", "mean"):
         raise ConfigError(f"reduction must be 'sum' (the paper's) or 'mean', got {reduction!r}")
     reduce = (lambda d: d.sum(dim=(1, 2))) if reduction == "sum" else (lambda d: d.mean(dim=(1, 2)))

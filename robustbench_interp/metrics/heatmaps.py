@@ -28,6 +28,16 @@ def check_maps(h: Tensor, name: str = "h") -> Tensor:
     return h
 
 
+def check_pair(h: Tensor, h0: Tensor) -> None:
+    """Check the maps of the manipulated (``h``) and original (``h0``) model: both ``[B, h, w]``, same shape."""
+    check_maps(h, "h")
+    check_maps(h0, "h0")
+    if h.shape != h0.shape:
+        raise ConfigError(
+            f"the maps of w* and w0 must have the same shape, got {tuple(h.shape)} and {tuple(h0.shape)}"
+        )
+
+
 def normalize(h: Tensor) -> Tensor:
     """``n(h) = relu(h) / (max relu(h) + 1e-8)`` per image, the max taken over the grid.
 

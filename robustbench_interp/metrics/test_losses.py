@@ -19,10 +19,11 @@ from enum import Enum
 import torch
 from torch import Tensor
 
-from robustbench_interp.errors import ConfigError, UnknownNameError
+from robustbench_interp.errors import UnknownNameError
 from robustbench_interp.metrics.heatmaps import (
     center_of_mass,
     check_maps,
+    check_pair,
     location_mask,
     normalize,
     topk_count,
@@ -33,13 +34,23 @@ from robustbench_interp.metrics.similarity import spearman
 PASSIVE_ATTACKS = ("location", "topk", "center_mass")
 
 
-def _same_shape(h: Tensor, h0: Tensor) -> None:
-    check_maps(h, "h")
-    check_maps(h0, "h0")
-    if h.shape != h0.shape:
-        raise ConfigError(
-            f"the maps of w* and w0 must have the same shape, got {tuple(h.shape)} and {tuple(h0.shape)}"
-        )
+def location_loss(h: Tensor) -> Tensor:
+    """Per-image ``mean_j (n(h_i)_j - m_j)^2``, ``m`` the border frame (Heo et al., eq. 3); differentiable.
+
+    The Location penalty is its batch mean; the Location test loss is it without gradients.
+    """
+    check_maps(h)
+    m = location_mask(h.shape[1], h.shape[2], device=h.device, dtype=h.dtype)
+    return (normalize(h) - m).square().mean(dim=(1, 2))
+
+
+def topk_loss(h: Tensor, h0: Tensor, k: float = 0.1) -> Tensor:
+    """Per-image ``mean_{j in P_i} n(h_i)_j``, ``P_i`` the top ``k`` positions of ``n(h0_i)`` (eq. 4);
+    differentiable in ``h`` (``h0`` only chooses the positions)."""
+    check_pair(h, h0)
+    mask = topk_mask(normalize(h0.detach()), k)
+    count = topk_count(h.shape[1] * h.shape[2], k)
+    return (normalize(h) * mask).sum(dim=(1, 2)) / count
 
 
 @torch.no_grad()
@@ -48,9 +59,7 @@ def location_test_loss(h: Tensor) -> Tensor:
 
     Success is ``t_i`` in [0, 0.2] (SPEC section 4). Uses ``w*``'s map only.
     """
-    check_maps(h)
-    m = location_mask(h.shape[1], h.shape[2], device=h.device, dtype=h.dtype)
-    return (normalize(h) - m).square().mean(dim=(1, 2))
+    return location_loss(h)
 
 
 @torch.no_grad()
@@ -59,10 +68,7 @@ def topk_test_loss(h: Tensor, h0: Tensor, k: float = 0.1) -> Tensor:
 
     Success is ``t_i`` in [0, 0.3] (SPEC section 4).
     """
-    _same_shape(h, h0)
-    mask = topk_mask(normalize(h0), k)
-    count = topk_count(h.shape[1] * h.shape[2], k)
-    return (normalize(h) * mask).sum(dim=(1, 2)) / count
+    return topk_loss(h, h0, k)
 
 
 def grid_diagonal(l_h: int, l_w: int) -> float:
@@ -81,7 +87,7 @@ def center_mass_test_loss(h: Tensor, h0: Tensor) -> Tensor:
     Grid coordinates and the diagonal are those of the scored map, so the loss does not depend on
     the resolution (SPEC section 4). Success is ``t_i`` in [0.1, 1].
     """
-    _same_shape(h, h0)
+    check_pair(h, h0)
     dist = (center_of_mass(normalize(h)) - center_of_mass(normalize(h0))).norm(dim=1)
     return dist / grid_diagonal(h.shape[1], h.shape[2])
 
@@ -97,7 +103,7 @@ def active_test_loss(h_c1: Tensor, h_c2: Tensor, h0_c1: Tensor, h0_c2: Tensor) -
     section 4; Heo et al. 2019, section 4.2).
     """
     for a, b in ((h_c1, h_c2), (h_c1, h0_c1), (h_c1, h0_c2)):
-        _same_shape(a, b)
+        check_pair(a, b)
     n1, n2, n01, n02 = (normalize(m) for m in (h_c1, h_c2, h0_c1, h0_c2))
     t_c1 = spearman(n1, n02) - spearman(n1, n01)
     t_c2 = spearman(n2, n01) - spearman(n2, n02)
@@ -120,7 +126,7 @@ def passive_test_loss(attack: str | Enum, h: Tensor, h0: Tensor, *, k: float = 0
     """
     name = _passive_name(attack)
     if name == "location":
-        _same_shape(h, h0)
+        check_pair(h, h0)
         return location_test_loss(h)
     if name == "topk":
         return topk_test_loss(h, h0, k)
