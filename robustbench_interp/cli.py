@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from robustbench_interp.options import OPTIONS, overrides, split_list
+from robustbench_interp.options import OPTIONS, overrides, selected_attacks, selected_models
 
 #: `rbi run`'s default grid: every attack x every standard model of the track, attacked through
 #: Grad-CAM (the paper's main attacking interpreter), so that a first run on a 2-core CPU, base
@@ -82,13 +82,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from robustbench_interp.grid import build_grid
     from robustbench_interp.interpreters import list_interpreters
     from robustbench_interp.leaderboard import write_leaderboard
-    from robustbench_interp.models import list_models
     from robustbench_interp.store import Store
 
     started = time.perf_counter()
     track = args.rbi_track
-    models = split_list(args.rbi_models) or [m for m in list_models(track) if not m.endswith("-adv")]
-    attacks = split_list(args.rbi_attacks) or ["location", "topk", "center_mass", "active"]
+    models = selected_models(track, args.rbi_models)
+    attacks = selected_attacks(args.rbi_attacks)
     attackers = args.rbi_interpreter or list(RUN_ATTACKERS)
     scorers = args.score_with or list(RUN_SCORERS)
     if "all" in scorers:
@@ -114,18 +113,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         draw_figures(bench, [c for c, r in zip(cells, records) if r and r["status"] == "ok"], scorers, out)
     failed = [r["label"] for r in records if r and r["status"] != "ok"]
-    _print_summary(store, track, out)
+    ranking = out / "ranking.md"
+    if ranking.exists():
+        print(ranking.read_text())
     print(f"[rbi] {len(records)} cells ({len(failed)} failed) in {time.perf_counter() - started:.0f} s; "
           f"leaderboard in {out}/", file=sys.stderr)
     for label in failed:
         print(f"[rbi] failed: {label} (see the store for the reason)", file=sys.stderr)
     return 0
-
-
-def _print_summary(store, track: str, out: Path) -> None:
-    ranking = out / "ranking.md"
-    if ranking.exists():
-        print(ranking.read_text())
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

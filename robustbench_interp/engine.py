@@ -298,6 +298,17 @@ class Benchmark:
 
     # ---- scoring
 
+    def eval_sets(self, cfg: CellConfig) -> list[tuple[str, Tensor, Tensor]]:
+        """The evaluation data of a cell as ``(key, x, target)``: the validation images with their
+        labels (passive attacks), or the held-out composites with c1, then c2 (Active)."""
+        if cfg.attack is not Attack.ACTIVE:
+            data = self.data(cfg.track.value)
+            return [("val", data.val_x, data.val_y)]
+        x = self.composites(cfg.track.value, cfg.classes, "heldout")
+        c1, c2 = cfg.classes
+        return [(f"active-{c1}-{c2}-{name}", x, torch.full((len(x),), c, dtype=torch.long))
+                for name, c in (("c1", c1), ("c2", c2))]
+
     def _reference_maps(self, cfg: CellConfig, interpreter: Interpreter, key: str, x: Tensor, t: Tensor) -> Tensor:
         base = self.base(cfg.track.value, cfg.model)
         cache_key = (cfg.track.value, cfg.model, interpreter.name, repr(interpreter), key)
@@ -307,40 +318,39 @@ class Benchmark:
             )
         return self._maps0[cache_key]
 
-    def score(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
-        """Score ``interpreter`` on manipulated ``model`` of cell ``cfg`` against the base model."""
+    def maps_before_after(
+        self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module, limit: int | None = None
+    ) -> list[tuple[Tensor, Tensor]]:
+        """``(h0, h)`` per evaluation set of ``cfg``: maps of the base model (cached) and of the
+        manipulated ``model``, for the first ``limit`` images (all when None)."""
         base = self.base(cfg.track.value, cfg.model)
         layer = corresponding_module(base.model, model, base.target_layer)
-        k = cfg.params.k
+        pairs = []
+        for key, x, t in self.eval_sets(cfg):
+            h0 = self._reference_maps(cfg, interpreter, key, x, t)[:limit]
+            h = compute_maps(interpreter, model, layer, x[:limit], t[:limit], batch_size=self.batch_size,
+                             device=self.device)
+            pairs.append((h0, h))
+        return pairs
+
+    def score(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
+        """Score ``interpreter`` on manipulated ``model`` of cell ``cfg`` against the base model."""
+        pairs = self.maps_before_after(cfg, interpreter, model)
         if cfg.attack is Attack.ACTIVE:
-            x = self.composites(cfg.track.value, cfg.classes, "heldout")
-            c1, c2 = cfg.classes
-            t1 = torch.full((len(x),), c1, dtype=torch.long)
-            t2 = torch.full((len(x),), c2, dtype=torch.long)
-            h01 = self._reference_maps(cfg, interpreter, f"active-{c1}-{c2}-c1", x, t1)
-            h02 = self._reference_maps(cfg, interpreter, f"active-{c1}-{c2}-c2", x, t2)
-            maps = (compute_maps(interpreter, model, layer, x, t, batch_size=self.batch_size, device=self.device)
-                    for t in (t1, t2))
-            h1, h2 = maps
-            return score_active(h1, h2, h01, h02, k=k)
-        data = self.data(cfg.track.value)
-        h0 = self._reference_maps(cfg, interpreter, "val", data.val_x, data.val_y)
-        h = compute_maps(
-            interpreter, model, layer, data.val_x, data.val_y, batch_size=self.batch_size, device=self.device
-        )
-        return score_passive(cfg.attack, h, h0, k=k)
+            (h01, h1), (h02, h2) = pairs
+            return score_active(h1, h2, h01, h02, k=cfg.params.k)
+        ((h0, h),) = pairs
+        return score_passive(cfg.attack, h, h0, k=cfg.params.k)
 
     def _aopc(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
         """AOPC (most relevant first) of w0 with its maps and of w* with its own and with w0's maps."""
         if self.aopc_size <= 0 or cfg.attack is Attack.ACTIVE:
             return {}
         base = self.base(cfg.track.value, cfg.model)
-        data = self.data(cfg.track.value)
-        n = min(self.aopc_size, len(data.val_x))
-        x, y = data.val_x[:n].to(self.device), data.val_y[:n].to(self.device)
-        layer = corresponding_module(base.model, model, base.target_layer)
-        h0 = self._reference_maps(cfg, interpreter, "val", data.val_x, data.val_y)[:n]
-        h = compute_maps(interpreter, model, layer, x, y, batch_size=self.batch_size, device=self.device)
+        (_key, x, y), = self.eval_sets(cfg)
+        n = min(self.aopc_size, len(x))
+        x, y = x[:n].to(self.device), y[:n].to(self.device)
+        ((h0, h),) = self.maps_before_after(cfg, interpreter, model, limit=n)
         size = x.shape[-1]
         patch = max(1, size // 8)
         out: dict[str, Any] = {}

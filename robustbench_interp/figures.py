@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from robustbench_interp.attacks.finetune import corresponding_module
 from robustbench_interp.config import Attack, CellConfig
-from robustbench_interp.engine import Benchmark, compute_maps
+from robustbench_interp.engine import Benchmark
 from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.metrics.heatmaps import normalize
 from robustbench_interp.store import atomic_write_bytes
@@ -31,21 +29,12 @@ def _display(h: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def _cell_maps(bench: Benchmark, cfg: CellConfig) -> tuple[Tensor, Tensor, Tensor, str]:
-    base = bench.base(cfg.track.value, cfg.model)
+    """The first evaluation images of a cell and their maps before and after the manipulation."""
     interp = get_interpreter(cfg.interpreter, **dict(cfg.interpreter_params))
-    if cfg.attack is Attack.ACTIVE:
-        x = bench.composites(cfg.track.value, cfg.classes, "heldout")[:N_IMAGES]
-        target = torch.full((len(x),), cfg.classes[0], dtype=torch.long)
-        what = f"class {cfg.classes[0]}"
-    else:
-        data = bench.data(cfg.track.value)
-        x, target, what = data.val_x[:N_IMAGES], data.val_y[:N_IMAGES], "true class"
-    model = bench.manipulated(cfg)
-    layer = corresponding_module(base.model, model, base.target_layer)
-    kw = dict(batch_size=N_IMAGES, device=bench.device)
-    h0 = compute_maps(interp, base.model, base.target_layer, x, target, **kw)
-    h1 = compute_maps(interp, model, layer, x, target, **kw)
-    return x, h0, h1, what
+    (_key, x, _target), *_ = bench.eval_sets(cfg)
+    (h0, h1), *_ = bench.maps_before_after(cfg, interp, bench.manipulated(cfg), limit=N_IMAGES)
+    what = f"class {cfg.classes[0]}" if cfg.attack is Attack.ACTIVE else "true class"
+    return x[:N_IMAGES], h0, h1, what
 
 
 def draw_figures(bench: Benchmark, cells: Sequence[CellConfig], scorers: Sequence[str], out_dir: str | Path

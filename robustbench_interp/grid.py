@@ -9,11 +9,6 @@ from robustbench_interp.attacks.presets import preset
 from robustbench_interp.config import Attack, CellConfig, Track, as_enum
 from robustbench_interp.data import DEFAULT_ACTIVE_CLASSES
 
-#: The attacking interpreters of the default grid: the paper's two (LRP_T and Grad-CAM) plus
-#: SimpleGrad and SmoothGrad, whose costs the paper compares.
-DEFAULT_ATTACKERS = ("gradcam", "lrp_t", "simplegrad", "smoothgrad")
-ALL_ATTACKS = tuple(Attack)
-
 
 def build_grid(
     track: Track | str,

@@ -49,6 +49,18 @@ def split_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def selected_models(track: str, value: str | None) -> list[str]:
+    """The ``--models`` selection, or every standard (not ``-adv``) base model of ``track``."""
+    from robustbench_interp.models import list_models
+
+    return split_list(value) or [m for m in list_models(track) if not m.endswith("-adv")]
+
+
+def selected_attacks(value: str | None) -> list[str]:
+    """The ``--attacks`` selection, or every attack."""
+    return split_list(value) or [a.value for a in Attack]
+
+
 def overrides(lr: float | None, lam: float | None, steps: int | None) -> dict[str, Any]:
     """The hyper-parameter overrides that were given."""
     out: dict[str, Any] = {}

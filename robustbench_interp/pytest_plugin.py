@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from robustbench_interp.options import OPTIONS, overrides, split_list
+from robustbench_interp.options import OPTIONS, overrides, selected_attacks, selected_models
 
 #: Built-in interpreters through which models are manipulated for a submission's transfer cells.
 TRANSFER_ATTACKERS = ("gradcam", "lrp_t")
@@ -56,12 +56,10 @@ class Suite:
         return self.opt("rbi_interpreter") or list_interpreters()
 
     def models(self) -> list[str]:
-        from robustbench_interp.models import list_models
-
-        return split_list(self.opt("rbi_models")) or [m for m in list_models(self.track) if not m.endswith("-adv")]
+        return selected_models(self.track, self.opt("rbi_models"))
 
     def attacks(self) -> list[str]:
-        return split_list(self.opt("rbi_attacks")) or ["location", "topk", "center_mass", "active"]
+        return selected_attacks(self.opt("rbi_attacks"))
 
     def cells(self, attack: str, interpreters: list[str]) -> list[Any]:
         from robustbench_interp.grid import build_grid

@@ -119,6 +119,15 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
+def _add_metrics(row: dict[str, Any], record: Mapping[str, Any]) -> None:
+    """Add the record's metrics to a dataframe row, flattened with dots; a metric whose name is
+    already a column gets the prefix ``metrics.``."""
+    metrics: dict[str, Any] = {}
+    _flatten("", record.get("metrics") or {}, metrics)
+    for k, v in metrics.items():
+        row[f"metrics.{k}" if k in row else k] = v
+
+
 def interpreter_key(interpreter: str, interpreter_params: Any = ()) -> str:
     """File-name key of a scored interpreter: its name when that is a safe file name and it has no
     parameters, else the sanitised name plus 8 hex of a hash of (name, parameters)."""
@@ -230,10 +239,7 @@ class Store:
             config = dict(record["config"])
             config.pop("version", None)
             _flatten("", config, row)
-            metrics: dict[str, Any] = {}
-            _flatten("", record.get("metrics") or {}, metrics)
-            for k, v in metrics.items():
-                row[f"metrics.{k}" if k in row else k] = v
+            _add_metrics(row, record)
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -317,10 +323,7 @@ class Store:
                 config = dict(cell["config"])
                 config["attacking_interpreter"] = config.pop("interpreter")
                 _flatten("", {k: v for k, v in config.items() if k != "interpreter_params"}, row)
-            metrics: dict[str, Any] = {}
-            _flatten("", record.get("metrics") or {}, metrics)
-            for k, v in metrics.items():
-                row[f"metrics.{k}" if k in row else k] = v
+            _add_metrics(row, record)
             rows.append(row)
         return pd.DataFrame(rows)
 
