@@ -1,5 +1,6 @@
 """robustbench_interp: how robust is a saliency-map interpreter against adversarial model manipulation?"""
 
+from robustbench_interp.data import get_composites, get_dataset
 from robustbench_interp.errors import (
     ConfigError,
     DuplicateNameError,
@@ -17,6 +18,7 @@ from robustbench_interp.interpreters import (
     register_interpreter,
 )
 from robustbench_interp.interpreters.base import Interpreter
+from robustbench_interp.models import list_models, list_tracks, load_model
 
 __version__ = "0.1.0"
 
@@ -31,7 +33,12 @@ __all__ = [
     "RBIError",
     "UnknownNameError",
     "UnsupportedModelError",
+    "get_composites",
+    "get_dataset",
     "get_interpreter",
     "list_interpreters",
+    "list_models",
+    "list_tracks",
+    "load_model",
     "register_interpreter",
 ]

@@ -31,6 +31,11 @@ def test_public_api_all_is_sorted_and_importable():
         assert hasattr(rbi, name), name
 
 
+def test_public_api_has_the_tracks_models_and_data():
+    assert {"load_model", "list_models", "list_tracks", "get_dataset", "get_composites"} <= set(rbi.__all__)
+    assert {"vgg", "resnet", "densenet"} <= set(rbi.list_models("tiny"))
+
+
 def test_every_builtin_is_registered():
     assert set(BUILTINS) <= set(rbi.list_interpreters())
     for name in BUILTINS:
