@@ -78,7 +78,10 @@ class AttackParams:
     Adversarial training (Shafahi et al. 2019, "free" AT kept during the manipulation): ``adv``
     turns it on, ``eps`` is the L-inf radius on [0, 1] inputs, ``replays`` the number m of replays
     of each minibatch. ``active_reduction``: how the Active penalty reduces over grid positions,
-    "sum" (the paper's, so its lambdas apply) or "mean" (lambda independent of the grid size). Floats are stored as floats so that ``lr=1`` and ``lr=1.0`` hash alike.
+    "sum" (the paper's, so its lambdas apply) or "mean" (lambda independent of the grid size).
+    ``cooldown``: the fraction of the steps at the end over which the learning rate decays linearly
+    to 0 (0, the paper's, keeps it constant); a cooldown lets the accuracy settle after a large
+    learning rate. Floats are stored as floats so that ``lr=1`` and ``lr=1.0`` hash alike.
     """
 
     lr: float
@@ -91,10 +94,11 @@ class AttackParams:
     eps: float = 0.0
     replays: int = 1
     active_reduction: str = "sum"
+    cooldown: float = 0.0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        for name in ("lr", "lam", "k", "eps"):
+        for name in ("lr", "lam", "k", "eps", "cooldown"):
             set_(self, name, _number(name, getattr(self, name)))
         for name in ("epochs", "batch_size", "replays"):
             set_(self, name, _number(name, getattr(self, name), integer=True))
@@ -112,6 +116,7 @@ class AttackParams:
             (self.eps >= 0, f"eps must be >= 0, got {self.eps!r}"),
             (self.replays >= 1, f"replays must be >= 1, got {self.replays!r}"),
             (not self.adv or self.eps > 0, f"adversarial training (adv=True) needs eps > 0, got {self.eps}"),
+            (0 <= self.cooldown < 1, f"cooldown is a fraction of the steps in [0, 1), got {self.cooldown!r}"),
         ]
         for ok, message in checks:
             if not ok:

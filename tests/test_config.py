@@ -42,7 +42,8 @@ def test_as_enum_accepts_strings_and_members_and_lists_valid_values_on_a_typo():
     "field,value,match",
     [("lr", 0.0, "lr"), ("lr", -1e-6, "lr"), ("lam", -1.0, "lam"), ("k", 0.0, "k"), ("k", 1.5, "k"),
      ("epochs", 0, "epochs"), ("batch_size", 0, "batch_size"), ("steps", 0, "steps"),
-     ("lr", float("nan"), "lr"), ("epochs", 1.5, "epochs"), ("replays", 0, "replays"), ("adv", 1, "adv")],
+     ("lr", float("nan"), "lr"), ("epochs", 1.5, "epochs"), ("replays", 0, "replays"), ("adv", 1, "adv"),
+     ("cooldown", 1.0, "cooldown"), ("cooldown", -0.1, "cooldown")],
 )
 def test_attack_params_reject_bad_values_naming_them(field, value, match):
     kwargs = {"lr": 1e-6, "lam": 1.0, field: value}
@@ -106,6 +107,7 @@ def test_equal_configs_have_equal_ids_and_any_change_gives_a_different_id():
         make(params=AttackParams(lr=1e-4, lam=1.0, epochs=3)),
         make(params=AttackParams(lr=1e-4, lam=1.0, epochs=2, k=0.2)),
         make(params=AttackParams(lr=1e-4, lam=1.0, epochs=2, adv=True, eps=0.01)),
+        make(params=AttackParams(lr=1e-4, lam=1.0, epochs=2, batch_size=8, cooldown=0.4)),
         make(attack="active", classes=(0, 1)), make(attack="active", classes=(1, 0)),
     ]
     ids = {v.cell_id for v in variants}

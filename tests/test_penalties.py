@@ -115,3 +115,4 @@ def test_minimising_a_passive_penalty_makes_its_test_loss_succeed(name):
     t = {"location": lambda: location_test_loss(h), "topk": lambda: topk_test_loss(h, h0),
          "center_mass": lambda: center_mass_test_loss(h, h0)}[name]()
     assert fooling_success_rate(t, name) == 100.0
+

@@ -3,7 +3,8 @@
     L(w) = CE(D; w) + lambda * L_F(D_fool; w, w0)
 
 minimised with Adam, the model in eval mode (BatchNorm statistics frozen), all parameters trainable,
-the penalty computed *through* the attacking interpreter (``create_graph=True``). With
+the penalty computed *through* the attacking interpreter (``create_graph=True``). The learning rate
+is constant, as in the paper, or decays linearly to 0 over the last ``params.cooldown`` of the steps. With
 ``params.adv`` the cross-entropy term is taken on "free" adversarial examples (Shafahi et al. 2019)
 as the manipulation runs, so an adversarially trained base model stays adversarially trained.
 """
@@ -126,6 +127,13 @@ class _Penalty:
                               reduction=self.params.active_reduction)  # type: ignore[arg-type]
 
 
+def lr_factor(step: int, total: int, cooldown: float) -> float:
+    """The learning-rate factor of ``step`` (0-based) of ``total``: 1, then a linear decay to 0 over
+    the last ``cooldown`` fraction of the steps (the last step still moves, by 1 / its length)."""
+    tail = cooldown * total
+    return 1.0 if tail <= 0 else min(1.0, (total - step) / tail)
+
+
 def corresponding_module(model0: nn.Module, model: nn.Module, layer: nn.Module | None) -> nn.Module | None:
     """The module of ``model`` that sits where ``layer`` sits in ``model0`` (e.g. after a deepcopy)."""
     if layer is None or model is model0:
@@ -177,6 +185,7 @@ def manipulate(
     perturbation = FreePerturbation(params.eps) if params.adv else None
     replays = params.replays if params.adv else 1
     total = params.steps or params.epochs * max(1, len(train_data) // params.batch_size)  # type: ignore[arg-type]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, params.cooldown))
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     for step in range(total):
@@ -203,7 +212,8 @@ def manipulate(
             if perturbation is not None:
                 perturbation.step()
         record = {"step": float(step), "ce": float(ce.detach()), "penalty": float(pen.detach()),
-                  "loss": float(loss.detach())}
+                  "loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"]}
+        scheduler.step()
         history.append(record)
         if progress is not None:
             progress(step + 1, total, record)
@@ -211,4 +221,4 @@ def manipulate(
     return Manipulation(model=model, history=history, seconds=time.perf_counter() - start)
 
 
-__all__ = ["Manipulation", "corresponding_module", "expected_grid", "explain_checked", "manipulate"]
+__all__ = ["Manipulation", "corresponding_module", "expected_grid", "explain_checked", "lr_factor", "manipulate"]
