@@ -94,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         scorers = list_interpreters()
     scorers = list(dict.fromkeys([*attackers, *scorers]))  # the adaptive score first, no repeats
     cells = build_grid(track, models, attacks, attackers, seed=args.rbi_seed,
-                       overrides=overrides(args.rbi_lr, args.rbi_lam, args.rbi_steps))
+                       overrides=overrides(args.rbi_lr, args.rbi_lam, args.rbi_steps, args.rbi_cooldown))
     store = Store(args.rbi_store)
     bench = Benchmark(store, device=args.rbi_device, eval_size=args.rbi_eval_size,
                       accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,

@@ -37,6 +37,9 @@ OPTIONS: list[Option] = [
     ("--lr", dict(default=None, type=float, dest="rbi_lr", help="override the preset learning rate")),
     ("--lam", dict(default=None, type=float, dest="rbi_lam", help="override the preset penalty weight lambda")),
     ("--steps", dict(default=None, type=int, dest="rbi_steps", help="override the preset number of steps")),
+    ("--cooldown", dict(default=None, type=float, dest="rbi_cooldown",
+                        help="override the preset cooldown (the final fraction of the steps over which the "
+                             "learning rate decays linearly to 0)")),
     ("--retry-failed", dict(action="store_true", default=False, dest="rbi_retry_failed",
                             help="recompute cells stored as failed")),
 ]
@@ -61,13 +64,8 @@ def selected_attacks(value: str | None) -> list[str]:
     return split_list(value) or [a.value for a in Attack]
 
 
-def overrides(lr: float | None, lam: float | None, steps: int | None) -> dict[str, Any]:
+def overrides(lr: float | None, lam: float | None, steps: int | None, cooldown: float | None = None
+              ) -> dict[str, Any]:
     """The hyper-parameter overrides that were given."""
-    out: dict[str, Any] = {}
-    if lr is not None:
-        out["lr"] = lr
-    if lam is not None:
-        out["lam"] = lam
-    if steps is not None:
-        out["steps"] = steps
-    return out
+    given = {"lr": lr, "lam": lam, "steps": steps, "cooldown": cooldown}
+    return {name: value for name, value in given.items() if value is not None}

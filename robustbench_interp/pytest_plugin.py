@@ -67,7 +67,8 @@ class Suite:
         if attack not in self.attacks():
             return []
         return build_grid(self.track, self.models(), [attack], interpreters, seed=self.opt("rbi_seed"),
-                          overrides=overrides(self.opt("rbi_lr"), self.opt("rbi_lam"), self.opt("rbi_steps")))
+                          overrides=overrides(self.opt("rbi_lr"), self.opt("rbi_lam"), self.opt("rbi_steps"),
+                                              self.opt("rbi_cooldown")))
 
     @property
     def bench(self) -> Any:
