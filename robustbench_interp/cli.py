@@ -2,6 +2,7 @@
 
     rbi run                 train or load the tiny base models, run the default grid, write the leaderboard
     rbi leaderboard         rebuild leaderboard/<track>/ from the results store
+    rbi check               recompute a few cells and compare them with the committed leaderboard
     rbi list                the registered interpreters, tracks and models
 """
 
@@ -13,7 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from robustbench_interp.options import OPTIONS, overrides, selected_attacks, selected_models
+from robustbench_interp.options import OPTIONS, overrides, selected_attacks, selected_models, split_list
+from robustbench_interp.regression import DEFAULT_CELLS, DEFAULT_SCORERS, DEFAULT_TOLERANCES
 
 #: `rbi run`'s default grid: every attack x every standard model of the track, attacked through
 #: Grad-CAM (the paper's main attacking interpreter), so that a first run on a 2-core CPU, base
@@ -48,6 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(board, ["--track", "--store", "--device", "--eval-size", "--data-root"])
     board.add_argument("--leaderboard-dir", default="leaderboard")
     board.add_argument("--figures", action="store_true", help="also draw the heatmap figures (needs the models)")
+
+    check = sub.add_parser("check", help="recompute a few cells and compare them with the committed leaderboard "
+                                         "(a regression check; exit status 1 when a number moved)")
+    _add_options(check, ["--track", "--device", "--eval-size", "--accuracy-size", "--data-root", "--seed"])
+    check.add_argument("--leaderboard-dir", default="leaderboard", help="where the committed leaderboard/<track>/ is")
+    check.add_argument("--cells", default=None, metavar="MODEL:ATTACK:INTERP,...",
+                       help="cells to recompute (default: " + ",".join(DEFAULT_CELLS) + ")")
+    check.add_argument("--score-with", default=None, metavar="I1,I2",
+                       help="interpreters scored on each cell beside the attacking one (default: "
+                            + ",".join(DEFAULT_SCORERS) + ")")
+    check.add_argument("--fsr-tolerance", type=float, default=DEFAULT_TOLERANCES["fsr"],
+                       help="FSR points a number may move (default: %(default)s)")
+    check.add_argument("--top1-tolerance", type=float, default=DEFAULT_TOLERANCES["top1"],
+                       help="top-1 points an accuracy may move (default: %(default)s)")
+    check.add_argument("--store", default=None, dest="rbi_store",
+                       help="where the recomputed cells go (default: a temporary folder, removed afterwards)")
 
     sub.add_parser("list", help="list interpreters, tracks and models")
     return parser
@@ -144,6 +162,46 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    from tabulate import tabulate
+
+    from robustbench_interp.engine import Benchmark
+    from robustbench_interp.grid import build_grid
+    from robustbench_interp.regression import CellSpec, check_cells, committed_scores, passed
+    from robustbench_interp.store import Store
+
+    track = args.rbi_track
+    committed = committed_scores(args.leaderboard_dir, track)
+    specs = [CellSpec.parse(text) for text in split_list(args.cells) or DEFAULT_CELLS]
+    cells = [cell for spec in specs
+             for cell in build_grid(track, [spec.model], [spec.attack], [spec.interpreter], seed=args.rbi_seed)]
+    scorers = split_list(args.score_with) if args.score_with is not None else list(DEFAULT_SCORERS)
+    root = Path(args.rbi_store) if args.rbi_store else Path(tempfile.mkdtemp(prefix="rbi-check-"))
+    try:
+        bench = Benchmark(Store(root), device=args.rbi_device, eval_size=args.rbi_eval_size,
+                          accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
+                          progress=_progress_printer())
+        print(f"[rbi] check: recomputing {len(cells)} cells of track {track} in {root} and comparing them with "
+              f"{Path(args.leaderboard_dir) / track / 'scores.csv'}", file=sys.stderr, flush=True)
+        report = check_cells(bench, cells, committed, scorers=scorers,
+                             tolerances={"fsr": args.fsr_tolerance, "top1": args.top1_tolerance})
+    finally:
+        if not args.rbi_store:
+            shutil.rmtree(root, ignore_errors=True)
+    print(tabulate(report, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval="-"))
+    if passed(report):
+        print(f"[rbi] check passed: {len(report)} numbers within tolerance", file=sys.stderr)
+        return 0
+    moved = report[report["status"] != "ok"]
+    print(f"[rbi] check FAILED: {len(moved)} of {len(report)} numbers moved or are missing:", file=sys.stderr)
+    print(tabulate(moved, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval="-"),
+          file=sys.stderr)
+    return 1
+
+
 def cmd_list(_args: argparse.Namespace) -> int:
     from robustbench_interp import get_interpreter, list_interpreters
     from robustbench_interp.interpreters import INTERPRETERS
@@ -168,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from robustbench_interp.errors import RBIError
 
     args = build_parser().parse_args(argv)
-    commands = {"run": cmd_run, "leaderboard": cmd_leaderboard, "list": cmd_list}
+    commands = {"run": cmd_run, "leaderboard": cmd_leaderboard, "check": cmd_check, "list": cmd_list}
     try:
         return commands[args.command](args)
     except RBIError as exc:

@@ -38,7 +38,7 @@ from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.interpreters.base import Interpreter
 from robustbench_interp.metrics.accuracy import evaluate_accuracy
 from robustbench_interp.metrics.aopc import aopc_curve
-from robustbench_interp.metrics.fsr import fsr_summary
+from robustbench_interp.metrics.fsr import fsr_by_class, fsr_summary
 from robustbench_interp.metrics.similarity import spearman, topk_intersection
 from robustbench_interp.metrics.test_losses import (
     active_test_loss,
@@ -99,12 +99,17 @@ def _similarity(h: Tensor, h0: Tensor, k: float) -> dict[str, float]:
     }
 
 
-def score_passive(attack: Attack, h: Tensor, h0: Tensor, *, k: float = 0.1) -> dict[str, Any]:
-    """FSR, baseline FSR, per-image test losses and map similarity of a passive attack (SPEC 4)."""
+def score_passive(
+    attack: Attack, h: Tensor, h0: Tensor, *, k: float = 0.1, labels: Tensor | None = None
+) -> dict[str, Any]:
+    """FSR, baseline FSR, per-image test losses and map similarity of a passive attack (SPEC 4);
+    with ``labels``, the FSR of each class too."""
     t = passive_test_loss(attack, h, h0, k=k)
     t0 = baseline_passive_test_loss(attack, h0, k=k)
+    by_class = {} if labels is None else {"fsr_by_class": fsr_by_class(t, labels, attack)}
     return {
         **fsr_summary(t, t0, attack),
+        **by_class,
         **_similarity(h, h0, k),
         "test_losses": t.double().tolist(),
         "baseline_test_losses": t0.double().tolist(),
@@ -340,7 +345,8 @@ class Benchmark:
             (h01, h1), (h02, h2) = pairs
             return score_active(h1, h2, h01, h02, k=cfg.params.k)
         ((h0, h),) = pairs
-        return score_passive(cfg.attack, h, h0, k=cfg.params.k)
+        ((_key, _x, labels),) = self.eval_sets(cfg)
+        return score_passive(cfg.attack, h, h0, k=cfg.params.k, labels=labels)
 
     def _aopc(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
         """AOPC (most relevant first) of w0 with its maps and of w* with its own and with w0's maps."""

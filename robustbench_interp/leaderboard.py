@@ -8,6 +8,9 @@ For each track, under ``leaderboard/<track>/``:
   x top-1 / top-5 (the paper's Table 3);
 - ``transfer.{md,csv}``: attacking interpreter x scored interpreter, FSR averaged over attacks and
   models (the diagonal is adaptive);
+- ``scores.csv``: the same numbers in long form, one row per (model, attack, attacking
+  interpreter, scored interpreter), with the cell's accuracy and hyper-parameters; the regression
+  check (:mod:`robustbench_interp.regression`) compares recomputed cells with it;
 - ``ranking.{md,csv}``: interpreters by mean adaptive FSR (lower is more robust), with the mean
   baseline FSR, the mean top-1 drop the attacker paid, and the mean transfer FSR; an interpreter
   with no adaptive cell in the store (non-differentiable, or not among the grid's attacking
@@ -135,6 +138,30 @@ def ranking(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+#: The columns of ``scores.csv`` (those a store lacks are left out).
+SCORE_COLUMNS = [
+    "model", "attack", "attacking_interpreter", "scored_interpreter", "adaptive", "fsr", "fsr_ci.0",
+    "fsr_ci.1", "baseline_fsr", "n", "spearman", "topk_intersection", "accuracy_before.top1",
+    "accuracy_after.top1", "top1_drop", "lr", "lam", "steps", "cell_id",
+]
+
+
+def scores_long(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per score with its cell's accuracy and hyper-parameters, sorted (numbers only)."""
+    if scores.empty:
+        return pd.DataFrame(columns=SCORE_COLUMNS)
+    df = scores.copy()
+    for key in ("lr", "lam", "steps"):
+        if f"params.{key}" in df:
+            df[key] = df[f"params.{key}"]
+    if not cells.empty:
+        keep = [c for c in ("cell_id", "accuracy_before.top1", "accuracy_after.top1", "top1_drop") if c in cells]
+        df = df.merge(cells[keep], on="cell_id", how="left")
+    df = df[[c for c in SCORE_COLUMNS if c in df]]
+    keys = ["attack", "model", "attacking_interpreter", "scored_interpreter"]
+    return df.sort_values(keys, key=lambda s: _attack_key(s) if s.name == "attack" else s).reset_index(drop=True)
+
+
 def _markdown(title: str, frame: pd.DataFrame, note: str) -> str:
     if frame.empty:
         return f"# {title}\n\nNo results yet.\n"
@@ -167,7 +194,8 @@ def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str
         "ranking": (rank, rank_t, "Interpreters ranked by mean adaptive FSR (lower is more robust); those "
                     "with no adaptive cell in this grid follow, ranked by transfer FSR."),
     }
-    written: dict[str, Path] = {}
+    written: dict[str, Path] = {"scores.csv": out / "scores.csv"}
+    atomic_write_text(written["scores.csv"], scores_long(scores, cells).to_csv(index=False))
     for name, (numbers, text, note) in tables.items():
         csv_path, md_path = out / f"{name}.csv", out / f"{name}.md"
         atomic_write_text(csv_path, numbers.to_csv())

@@ -72,6 +72,11 @@ def test_a_cell_is_stored_with_its_metrics_and_weights(bench):
     assert 0 <= m["adaptive"]["fsr"] <= 100 and m["adaptive"]["n"] == 16
     score = bench.store.get_score(cfg.cell_id, "gradcam")
     assert len(score["metrics"]["test_losses"]) == 16
+    labels = bench.data("tiny").val_y
+    by_class = m["adaptive"]["fsr_by_class"]
+    assert set(by_class) == {str(int(c)) for c in labels.unique()}
+    counts = {c: int((labels == int(c)).sum()) for c in by_class}  # the class rates add up to the FSR
+    assert sum(by_class[c] * counts[c] for c in by_class) / 16 == pytest.approx(m["adaptive"]["fsr"])
     assert bench.store.weights_path(cfg.cell_id).exists()
     assert set(m["aopc"]) == {"w0_h0", "wstar_hstar", "wstar_h0"}
 

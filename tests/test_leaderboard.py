@@ -40,7 +40,7 @@ def store(tmp_path) -> Store:
 def test_tables_hold_the_stored_numbers(store, tmp_path):
     written = write_leaderboard(store, "tiny", tmp_path / "board")
     assert {p.name for p in written.values()} == {f"{n}.{e}" for n in ("fsr", "accuracy", "transfer", "ranking")
-                                                  for e in ("md", "csv")}
+                                                  for e in ("md", "csv")} | {"scores.csv"}
     fsr = pd.read_csv(tmp_path / "board" / "fsr.csv", header=[0, 1, 2], index_col=[0, 1])
     assert fsr.loc[("location", "gradcam"), ("fsr", "vgg", "gradcam")] == 90.0
     assert fsr.loc[("location", "lrp_t"), ("baseline_fsr", "vgg", "gradcam")] == 4.0
@@ -49,6 +49,17 @@ def test_tables_hold_the_stored_numbers(store, tmp_path):
     acc = (tmp_path / "board" / "accuracy.md").read_text()
     assert acc.index("baseline") < acc.index("location")
     assert "93.5" in acc  # 95 - 1.5 after the Grad-CAM manipulations
+
+
+def test_scores_csv_has_one_row_per_score_with_its_cells_accuracy(store, tmp_path):
+    write_leaderboard(store, "tiny", tmp_path / "board")
+    df = pd.read_csv(tmp_path / "board" / "scores.csv")
+    assert len(df) == len(FSR)
+    for (attack, attacker, scored), (fsr, base) in FSR.items():
+        (row,) = df[(df.attack == attack) & (df.attacking_interpreter == attacker)
+                    & (df.scored_interpreter == scored)].itertuples()
+        assert (row.fsr, row.baseline_fsr, row.adaptive) == (fsr, base, attacker == scored)
+        assert row.top1_drop == (1.5 if attacker == "gradcam" else 0.5) and row.steps == 1
 
 
 def test_transfer_matrix_averages_over_attacks_and_models(store, tmp_path):

@@ -20,6 +20,7 @@ from robustbench_interp.metrics import (
     center_of_mass,
     evaluate_accuracy,
     fooling_success_rate,
+    fsr_by_class,
     fsr_confidence_interval,
     fsr_summary,
     location_mask,
@@ -214,6 +215,14 @@ def test_wilson_interval_matches_the_closed_form_and_stays_in_range():
     assert lo == pytest.approx(40.38, abs=0.01) and hi == pytest.approx(59.62, abs=0.01)
     with pytest.raises(ConfigError):
         fsr_confidence_interval(3, 0)
+
+
+def test_fsr_by_class_splits_the_successes_by_label():
+    t = torch.tensor([0.1, 0.5, 0.0, 0.1, 0.9])  # location: success iff t <= 0.2
+    labels = torch.tensor([3, 3, 7, 7, 7])
+    assert fsr_by_class(t, labels, "location") == {"3": 50.0, "7": pytest.approx(200 / 3)}
+    with pytest.raises(ConfigError, match="one label per test loss"):
+        fsr_by_class(t, labels[:2], "location")
 
 
 def test_fsr_summary_reports_fsr_and_baseline_as_plain_numbers():

@@ -5,6 +5,7 @@ from robustbench_interp.metrics.aopc import aopc_curve
 from robustbench_interp.metrics.fsr import (
     SUCCESS_INTERVALS,
     fooling_success_rate,
+    fsr_by_class,
     fsr_confidence_interval,
     fsr_summary,
     success_interval,
@@ -31,6 +32,7 @@ __all__ = [
     "center_of_mass",
     "evaluate_accuracy",
     "fooling_success_rate",
+    "fsr_by_class",
     "fsr_confidence_interval",
     "fsr_summary",
     "location_mask",

@@ -89,6 +89,22 @@ def fsr_confidence_interval(successes: int, n: int, *, z: float = 1.959963984540
     return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
 
 
+def fsr_by_class(
+    t: Tensor | Sequence[float], labels: Tensor | Sequence[int], interval: tuple[float, float] | str | Enum
+) -> dict[str, float]:
+    """FSR (percent) of the images of each class, keyed by the class index as a string.
+
+    A manipulation rarely fools every class alike: a class whose map loses every positive value on
+    the penalty's target region gets no gradient from the penalty (the normalisation's ReLU) and
+    stays unfooled. The per-class rates show it.
+    """
+    hit = successes(t, interval)
+    labels = torch.as_tensor(labels).reshape(-1)
+    if labels.numel() != hit.numel():
+        raise ConfigError(f"need one label per test loss, got {labels.numel()} labels and {hit.numel()} losses")
+    return {str(int(c)): 100.0 * float(hit[labels == c].double().mean()) for c in torch.unique(labels)}
+
+
 def fsr_summary(t: Tensor, t0: Tensor, interval: tuple[float, float] | str | Enum) -> dict[str, Any]:
     """FSR and baseline FSR with their Wilson 95% intervals, as plain numbers for the store.
 

@@ -1,0 +1,149 @@
+"""The regression check: recompute a few cells and compare them with the committed leaderboard.
+
+``rbi check`` (and ``.ci/run``) recomputes a small subset of the track's cells from scratch, in a
+fresh store, and compares each recomputed number with the row of ``leaderboard/<track>/scores.csv``
+that the committed leaderboard holds for it:
+
+- every FSR (adaptive, and transfer for the scored interpreters asked for) within
+  :data:`DEFAULT_TOLERANCES` ``["fsr"]`` percentage points;
+- the manipulated model's top-1 accuracy and the base model's top-1 within ``["top1"]`` points.
+
+On the machine that produced the leaderboard the same seed gives the same numbers (the training and
+the manipulation are deterministic), so any difference there is a change of behaviour. On another
+CPU, float rounding may move a few images across a success boundary and shift the fine-tuning a
+little; the tolerances leave room for that and for nothing larger. 10 FSR points is about twice the
+half-width of the Wilson 95 % interval of an FSR between 20 % and 80 % on the 256 images a cell scores.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from robustbench_interp.config import CellConfig
+from robustbench_interp.errors import ConfigError, MissingResourceError
+
+#: Percentage points a recomputed number may move before the check fails.
+DEFAULT_TOLERANCES: dict[str, float] = {"fsr": 10.0, "top1": 2.0}
+#: The cells ``rbi check`` recomputes by default, as model:attack:attacking-interpreter: the tiny
+#: ResNet trains fastest (about a minute on 2 cores), and these two attacks move its maps furthest.
+DEFAULT_CELLS = ("resnet:location:gradcam", "resnet:topk:gradcam")
+#: Interpreters scored on each recomputed cell by default (beside the attacking one): one transfer.
+DEFAULT_SCORERS = ("lrp_t",)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One cell to recompute: base model, attack and attacking interpreter."""
+
+    model: str
+    attack: str
+    interpreter: str
+
+    @classmethod
+    def parse(cls, text: str) -> CellSpec:
+        parts = text.split(":")
+        if len(parts) != 3 or not all(parts):
+            raise ConfigError(f"a cell to check is model:attack:interpreter (e.g. resnet:location:gradcam), "
+                              f"got {text!r}")
+        return cls(*parts)
+
+
+def committed_scores(leaderboard_dir: str | Path, track: str) -> pd.DataFrame:
+    """The committed ``scores.csv`` of ``track``; a missing file says how to make one."""
+    path = Path(leaderboard_dir) / track / "scores.csv"
+    if not path.is_file():
+        raise MissingResourceError(
+            f"no committed leaderboard at {path}; generate it with `rbi run --track {track}` "
+            "(it writes scores.csv beside the tables) before checking against it"
+        )
+    return pd.read_csv(path)
+
+
+def _committed_row(committed: pd.DataFrame, cfg: CellConfig, scored: str) -> pd.Series | None:
+    rows = committed[
+        (committed["model"] == cfg.model) & (committed["attack"] == cfg.attack.value)
+        & (committed["attacking_interpreter"] == cfg.interpreter) & (committed["scored_interpreter"] == scored)
+    ]
+    return None if rows.empty else rows.iloc[0]
+
+
+def _line(cell: str, quantity: str, committed: Any, recomputed: Any, tolerance: float) -> dict[str, Any]:
+    missing = committed is None or recomputed is None or any(
+        isinstance(v, float) and math.isnan(v) for v in (committed, recomputed)
+    )
+    delta = None if missing else float(recomputed) - float(committed)
+    status = "missing" if missing else ("ok" if abs(delta) <= tolerance else "MOVED")  # type: ignore[arg-type]
+    return {"cell": cell, "quantity": quantity, "committed": committed, "recomputed": recomputed,
+            "delta": delta, "tolerance": tolerance, "status": status}
+
+
+def compare_cell(
+    committed: pd.DataFrame,
+    cfg: CellConfig,
+    record: dict[str, Any],
+    scores: dict[str, dict[str, Any] | None],
+    tolerances: dict[str, float],
+) -> list[dict[str, Any]]:
+    """Report lines comparing one recomputed cell (its record and scores) with the committed rows."""
+    label = f"{cfg.model}/{cfg.attack.value}/{cfg.interpreter}"
+    if record.get("status") != "ok":
+        return [_line(label, f"cell ({record.get('reason', 'failed')})", None, None, 0.0)]
+    metrics = record["metrics"]
+    adaptive = _committed_row(committed, cfg, cfg.interpreter)
+    lines = [
+        _line(label, "top1 before", None if adaptive is None else adaptive.get("accuracy_before.top1"),
+              metrics["accuracy_before"]["top1"], tolerances["top1"]),
+        _line(label, "top1 after", None if adaptive is None else adaptive.get("accuracy_after.top1"),
+              metrics["accuracy_after"]["top1"], tolerances["top1"]),
+    ]
+    for scored, score in scores.items():
+        row = _committed_row(committed, cfg, scored)
+        kind = "adaptive" if scored == cfg.interpreter else "transfer"
+        value = None if score is None or score.get("status") != "ok" else score["metrics"]["fsr"]
+        lines.append(_line(label, f"FSR {scored} ({kind})", None if row is None else row["fsr"], value,
+                           tolerances["fsr"]))
+    return lines
+
+
+def check_cells(
+    bench: Any,
+    cells: Sequence[CellConfig],
+    committed: pd.DataFrame,
+    *,
+    scorers: Sequence[str] = DEFAULT_SCORERS,
+    tolerances: dict[str, float] | None = None,
+) -> pd.DataFrame:
+    """Recompute ``cells`` with ``bench`` (a :class:`~robustbench_interp.engine.Benchmark` on a fresh
+    store), score the attacking interpreter and ``scorers`` on each, and return the report: one line
+    per compared number with its status ("ok", "MOVED", or "missing" when either side has none)."""
+    tolerances = {**DEFAULT_TOLERANCES, **(tolerances or {})}
+    lines: list[dict[str, Any]] = []
+    for cfg in cells:
+        record = bench.run_cell(cfg)
+        names = list(dict.fromkeys([cfg.interpreter, *scorers]))
+        scores = {name: bench.score_cell(cfg, name) for name in names}
+        lines.extend(compare_cell(committed, cfg, record, scores, tolerances))
+    return pd.DataFrame(lines)
+
+
+def passed(report: pd.DataFrame) -> bool:
+    """True when every compared number is within its tolerance (and none is missing)."""
+    return bool(len(report)) and bool((report["status"] == "ok").all())
+
+
+__all__ = [
+    "DEFAULT_CELLS",
+    "DEFAULT_SCORERS",
+    "DEFAULT_TOLERANCES",
+    "CellSpec",
+    "check_cells",
+    "committed_scores",
+    "compare_cell",
+    "passed",
+]
