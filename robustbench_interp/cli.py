@@ -25,6 +25,14 @@ RUN_ATTACKERS = ("gradcam",)
 #: steps) and SmoothGrad (10 samples) are left out of the default to keep a first run on 2 cores
 #: within 15 minutes; `--score-with all` scores every registered interpreter.
 RUN_SCORERS = ("gradcam", "lrp_t", "simplegrad_t", "lrp", "simplegrad", "gradient_x_input")
+#: The committed leaderboard's grid (``rbi run --grid leaderboard``): every attack x model through
+#: every registered differentiable interpreter, each manipulated model scored by every registered
+#: interpreter. Two built-ins cost far more per manipulation step than the others (SmoothGrad's 10
+#: noisy copies: about 15x Grad-CAM; integrated gradients' 64 path points: about 100x), so on a
+#: 2-core CPU SmoothGrad attacks the tiny ResNet only and integrated gradients is scored by transfer
+#: only; ``--interpreter smoothgrad`` or ``--interpreter integrated_gradients`` (on a GPU) fills in
+#: their other cells.
+LEADERBOARD_ATTACK_MODELS: dict[str, tuple[str, ...]] = {"smoothgrad": ("resnet",), "integrated_gradients": ()}
 
 
 def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -43,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--score-with", action="append", default=None, metavar="SPEC",
                      help="interpreter scored on every manipulated model (transfer; repeatable; 'all' for every "
                           "registered one; default: " + ", ".join(RUN_SCORERS) + ")")
+    run.add_argument("--grid", choices=("default", "leaderboard"), default="default",
+                     help="default: every attack x model through --interpreter (default Grad-CAM); leaderboard: "
+                          "the committed leaderboard's grid, every registered interpreter attacking and scored")
     run.add_argument("--leaderboard-dir", default="leaderboard", help="where leaderboard/<track>/ goes")
     run.add_argument("--no-figures", action="store_true", help="skip the heatmap figures")
 
@@ -95,10 +106,65 @@ def _progress_printer():
     return progress
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from robustbench_interp.engine import Benchmark
+def _differentiable(names: Sequence[str]) -> list[str]:
+    """The names among ``names`` whose interpreter can be attacked (a broken plug-in is kept: its cells
+    fail with the reason)."""
+    from robustbench_interp.interpreters import get_interpreter
+
+    keep = []
+    for name in names:
+        try:
+            if not get_interpreter(name).differentiable:
+                continue
+        except Exception:  # noqa: BLE001 - a broken plug-in fails its own cells, not the grid
+            pass
+        keep.append(name)
+    return keep
+
+
+def run_cells(args: argparse.Namespace, track: str, models: list[str], attacks: list[str]) -> tuple[list, list[str]]:
+    """The cells of ``rbi run`` and the interpreters scored on each: the default grid (Grad-CAM
+    attacks), the ``--interpreter`` selection ('all': every registered one), or ``--grid leaderboard``."""
     from robustbench_interp.grid import build_grid
     from robustbench_interp.interpreters import list_interpreters
+
+    grid_kw = dict(seed=args.rbi_seed,
+                   overrides=overrides(args.rbi_lr, args.rbi_lam, args.rbi_steps, args.rbi_cooldown))
+    every = list_interpreters()
+    scorers = args.score_with or (every if args.grid == "leaderboard" else list(RUN_SCORERS))
+    if "all" in scorers:
+        scorers = every
+    if args.grid == "leaderboard":
+        attackers = _differentiable([*RUN_ATTACKERS, *(n for n in every if n not in RUN_ATTACKERS)])
+        cells = [cell for name in attackers
+                 for cell in build_grid(track, [m for m in models if m in LEADERBOARD_ATTACK_MODELS.get(name, models)],
+                                        attacks, [name], **grid_kw)]
+    else:
+        attackers = args.rbi_interpreter or list(RUN_ATTACKERS)
+        if "all" in attackers:
+            attackers = _differentiable(every)
+        cells = build_grid(track, models, attacks, attackers, **grid_kw)
+    scorers = list(dict.fromkeys([*attackers, *scorers]))  # the adaptive scores first, no repeats
+    check_names(scorers)
+    return cells, scorers
+
+
+def check_names(specs: Sequence[str]) -> None:
+    """Fail at once, naming the close names, on an interpreter name that is not registered (a typo);
+    a registered plug-in that is broken, or a 'module:attr' spec, fails its own cells instead."""
+    from robustbench_interp.errors import PluginImportError
+    from robustbench_interp.interpreters import INTERPRETERS
+
+    for spec in specs:
+        if ":" not in spec:
+            try:
+                INTERPRETERS.get(spec)
+            except PluginImportError:
+                pass
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from robustbench_interp.engine import Benchmark
     from robustbench_interp.leaderboard import write_leaderboard
     from robustbench_interp.store import Store
 
@@ -106,13 +172,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     track = args.rbi_track
     models = selected_models(track, args.rbi_models)
     attacks = selected_attacks(args.rbi_attacks)
-    attackers = args.rbi_interpreter or list(RUN_ATTACKERS)
-    scorers = args.score_with or list(RUN_SCORERS)
-    if "all" in scorers:
-        scorers = list_interpreters()
-    scorers = list(dict.fromkeys([*attackers, *scorers]))  # the adaptive score first, no repeats
-    cells = build_grid(track, models, attacks, attackers, seed=args.rbi_seed,
-                       overrides=overrides(args.rbi_lr, args.rbi_lam, args.rbi_steps, args.rbi_cooldown))
+    cells, scorers = run_cells(args, track, models, attacks)
+    attackers = list(dict.fromkeys(c.interpreter for c in cells))
     store = Store(args.rbi_store)
     bench = Benchmark(store, device=args.rbi_device, eval_size=args.rbi_eval_size,
                       accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,

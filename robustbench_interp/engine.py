@@ -17,7 +17,6 @@ import copy
 import hashlib
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -432,11 +431,11 @@ class Benchmark:
                 self.progress("grid", i - 1, len(cells), {})
             try:
                 record = self.run_cell(cfg)
-            except RBIError:
+            except RBIError as exc:  # a documented error: its message says what is wrong and how to fix it
                 if not keep_going:
                     raise
-                self.log(f"cell {cfg.label} failed:\n{traceback.format_exc()}")
-                record = self.store.put_failed(cfg, traceback.format_exc(limit=3))
+                self.log(f"cell {cfg.label} failed: {type(exc).__name__}: {exc}")
+                record = self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}")
             records.append(record)
             for spec in scorers:
                 self.score_cell(cfg, spec)

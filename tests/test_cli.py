@@ -1,0 +1,50 @@
+"""The `rbi` command line: which cells `rbi run` builds, and errors that name the bad value."""
+
+from __future__ import annotations
+
+from robustbench_interp.cli import LEADERBOARD_ATTACK_MODELS, RUN_ATTACKERS, build_parser, main, run_cells
+
+MODELS = ["densenet", "resnet", "vgg"]
+ATTACKS = ["location", "topk", "center_mass", "active"]
+
+
+def cells_of(*argv: str):
+    args = build_parser().parse_args(["run", *argv])
+    return run_cells(args, "tiny", MODELS, ATTACKS)
+
+
+def test_the_default_grid_attacks_through_grad_cam_only():
+    cells, scorers = cells_of()
+    assert {c.interpreter for c in cells} == set(RUN_ATTACKERS)
+    assert len(cells) == len(MODELS) * len(ATTACKS)
+    assert scorers[0] == "gradcam" and "lrp_t" in scorers
+
+
+def test_the_leaderboard_grid_attacks_through_every_differentiable_interpreter():
+    from robustbench_interp import list_interpreters
+
+    cells, scorers = cells_of("--grid", "leaderboard")
+    assert scorers[: len(RUN_ATTACKERS)] == list(RUN_ATTACKERS) and set(scorers) == set(list_interpreters())
+    by_attacker: dict[str, set[str]] = {}
+    for c in cells:
+        by_attacker.setdefault(c.interpreter, set()).add(c.model)
+    assert cells[0].interpreter == RUN_ATTACKERS[0]
+    for name in list_interpreters():
+        expected = set(LEADERBOARD_ATTACK_MODELS.get(name, MODELS))
+        assert by_attacker.get(name, set()) == expected, name
+    assert len({c.cell_id for c in cells}) == len(cells)
+
+
+def test_interpreter_all_means_every_registered_differentiable_one():
+    from robustbench_interp import list_interpreters
+
+    cells, _ = cells_of("--interpreter", "all", "--models", "resnet")
+    assert {c.interpreter for c in cells} == set(list_interpreters())
+
+
+def test_an_unknown_interpreter_is_an_error_naming_it_and_the_close_names(capsys, tmp_path):
+    code = main(["run", "--interpreter", "gradcma", "--models", "resnet", "--attacks", "location",
+                 "--store", str(tmp_path / "s"), "--leaderboard-dir", str(tmp_path / "lb")])
+    err = capsys.readouterr().err
+    assert code == 2 and "'gradcma'" in err and "'gradcam'" in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()  # nothing was computed or stored
