@@ -14,7 +14,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from robustbench_interp.options import OPTIONS, overrides, selected_attacks, selected_models, split_list
+from robustbench_interp.options import (
+    OPTIONS,
+    check_interpreter_names,
+    overrides,
+    selected_attacks,
+    selected_models,
+    split_list,
+)
 from robustbench_interp.regression import DEFAULT_CELLS, DEFAULT_SCORERS, DEFAULT_TOLERANCES
 
 #: `rbi run`'s default grid: every attack x every standard model of the track, attacked through
@@ -145,22 +152,8 @@ def run_cells(args: argparse.Namespace, track: str, models: list[str], attacks: 
             attackers = _differentiable(every)
         cells = build_grid(track, models, attacks, attackers, **grid_kw)
     scorers = list(dict.fromkeys([*attackers, *scorers]))  # the adaptive scores first, no repeats
-    check_names(scorers)
+    check_interpreter_names(scorers)
     return cells, scorers
-
-
-def check_names(specs: Sequence[str]) -> None:
-    """Fail at once, naming the close names, on an interpreter name that is not registered (a typo);
-    a registered plug-in that is broken, or a 'module:attr' spec, fails its own cells instead."""
-    from robustbench_interp.errors import PluginImportError
-    from robustbench_interp.interpreters import INTERPRETERS
-
-    for spec in specs:
-        if ":" not in spec:
-            try:
-                INTERPRETERS.get(spec)
-            except PluginImportError:
-                pass
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -69,3 +69,17 @@ def overrides(lr: float | None, lam: float | None, steps: int | None, cooldown: 
     """The hyper-parameter overrides that were given."""
     given = {"lr": lr, "lam": lam, "steps": steps, "cooldown": cooldown}
     return {name: value for name, value in given.items() if value is not None}
+
+
+def check_interpreter_names(specs: list[str]) -> None:
+    """Fail at once, naming the close names, on an interpreter name that is not registered (a typo);
+    a registered plug-in that is broken, or a 'module:attr' spec, fails its own cells instead."""
+    from robustbench_interp.errors import PluginImportError
+    from robustbench_interp.interpreters import INTERPRETERS
+
+    for spec in specs:
+        if ":" not in spec:
+            try:
+                INTERPRETERS.get(spec)
+            except PluginImportError:
+                pass

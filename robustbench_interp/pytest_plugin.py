@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from robustbench_interp.options import OPTIONS, overrides, selected_attacks, selected_models
+from robustbench_interp.options import (
+    OPTIONS,
+    check_interpreter_names,
+    overrides,
+    selected_attacks,
+    selected_models,
+)
 
 #: Built-in interpreters through which models are manipulated for a submission's transfer cells.
 TRANSFER_ATTACKERS = ("gradcam", "lrp_t")
@@ -41,6 +47,7 @@ class Suite:
 
     config: pytest.Config
     results: list[dict[str, Any]] = field(default_factory=list)
+    usage_error: str | None = None
     _bench: Any = None
 
     def opt(self, name: str) -> Any:
@@ -51,9 +58,16 @@ class Suite:
         return self.opt("rbi_track")
 
     def interpreters(self) -> list[str]:
+        from robustbench_interp.errors import UnknownNameError
         from robustbench_interp.interpreters import list_interpreters
 
-        return self.opt("rbi_interpreter") or list_interpreters()
+        specs = self.opt("rbi_interpreter") or list_interpreters()
+        try:
+            check_interpreter_names(specs)
+        except UnknownNameError as exc:  # reported as a usage error once collection ends
+            self.usage_error = f"--interpreter: {exc}"
+            return []
+        return specs
 
     def models(self) -> list[str]:
         return selected_models(self.track, self.opt("rbi_models"))
@@ -123,6 +137,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     suite = config.stash.get(SUITE_KEY, None)
     if suite is None:
         return
+    if suite.usage_error:
+        raise pytest.UsageError(suite.usage_error)
     selected = set(suite.attacks())
     keep, drop = [], []
     for item in items:

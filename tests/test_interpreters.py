@@ -330,7 +330,7 @@ def test_gradcam_and_simplegrad_t_by_hand(any_net, batch):
 def test_integrated_gradients_completeness_at_64_steps(baseline, any_net, batch):
     model, _, _ = any_net
     x, target = batch
-    h = get_interpreter("integrated_gradients", baseline=baseline).explain(model, x, target)
+    h = get_interpreter("integrated_gradients", baseline=baseline, steps=64).explain(model, x, target)
     with torch.no_grad():
         gap = (model(x) - model(torch.zeros_like(x) + baseline)).gather(1, target.view(-1, 1)).squeeze(1)
     assert gap.abs().min() > 1e-2  # a meaningful difference to explain

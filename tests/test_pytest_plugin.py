@@ -76,6 +76,12 @@ def test_test_ids_read_like_the_cells(suite_dir):
     ])
 
 
+def test_an_unknown_interpreter_is_a_usage_error_naming_the_close_names(suite_dir):
+    result = run(suite_dir, "--collect-only", "-q", "--interpreter", "gradcma")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*--interpreter: unknown interpreter 'gradcma'. Did you mean 'gradcam'*"])
+
+
 def test_conformance_names_the_property_that_failed(suite_dir):
     result = run(suite_dir, "test_conformance.py", "--interpreter", "plugin_edges", "--interpreter", "plugin_input",
                  "--tb=line", "-rfs")
