@@ -140,8 +140,8 @@ def ranking(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
 
 #: The columns of ``scores.csv`` (those a store lacks are left out).
 SCORE_COLUMNS = [
-    "model", "attack", "attacking_interpreter", "scored_interpreter", "adaptive", "fsr", "fsr_ci.0",
-    "fsr_ci.1", "baseline_fsr", "n", "spearman", "topk_intersection", "accuracy_before.top1",
+    "model", "attack", "attacking_interpreter", "scored_interpreter", "adaptive", "fsr", "fsr_ci_low",
+    "fsr_ci_high", "baseline_fsr", "n", "spearman", "topk_intersection", "accuracy_before.top1",
     "accuracy_after.top1", "top1_drop", "lr", "lam", "steps", "cell_id",
 ]
 
@@ -151,6 +151,9 @@ def scores_long(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     if scores.empty:
         return pd.DataFrame(columns=SCORE_COLUMNS)
     df = scores.copy()
+    if "fsr_ci" in df:  # the Wilson interval, stored as [low, high]
+        for i, name in enumerate(("fsr_ci_low", "fsr_ci_high")):
+            df[name] = df["fsr_ci"].map(lambda v, i=i: v[i] if isinstance(v, list) else float("nan"))
     for key in ("lr", "lam", "steps"):
         if f"params.{key}" in df:
             df[key] = df[f"params.{key}"]

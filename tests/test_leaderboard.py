@@ -33,7 +33,8 @@ def store(tmp_path) -> Store:
                         "accuracy_after": {"top1": 95.0 - drop, "top5": 98.0}, "top1_drop": drop, "top5_drop": 1.0})
         for (attack, attacker, scored), (fsr, base) in FSR.items():
             if (attack, attacker) == (cfg.attack.value, cfg.interpreter):
-                store.put_score(cfg.cell_id, scored, {"fsr": fsr, "baseline_fsr": base, "n": 10})
+                store.put_score(cfg.cell_id, scored, {"fsr": fsr, "baseline_fsr": base, "n": 10,
+                                                      "fsr_ci": [fsr - 5, fsr + 5]})
     return store
 
 
@@ -59,6 +60,7 @@ def test_scores_csv_has_one_row_per_score_with_its_cells_accuracy(store, tmp_pat
         (row,) = df[(df.attack == attack) & (df.attacking_interpreter == attacker)
                     & (df.scored_interpreter == scored)].itertuples()
         assert (row.fsr, row.baseline_fsr, row.adaptive) == (fsr, base, attacker == scored)
+        assert (row.fsr_ci_low, row.fsr_ci_high) == (fsr - 5, fsr + 5)
         assert row.top1_drop == (1.5 if attacker == "gradcam" else 0.5) and row.steps == 1
 
 
