@@ -116,3 +116,17 @@ def test_minimising_a_passive_penalty_makes_its_test_loss_succeed(name):
          "center_mass": lambda: center_mass_test_loss(h, h0)}[name]()
     assert fooling_success_rate(t, name) == 100.0
 
+
+
+def test_location_penalty_gives_no_gradient_to_frame_cells_below_zero():
+    """Why a class whose frame turns negative stays unfooled: the normalisation's ReLU blocks the
+    penalty's pull on those cells, while positive frame cells are pulled up."""
+    h = torch.full((1, 8, 8), -1.0)
+    h[0, 3:5, 3:5] = 1.0  # the object, inside
+    h[0, 0, 0] = 0.5  # one positive frame cell
+    h.requires_grad_(True)
+    location_penalty(h).backward()
+    frame = location_mask(8, 8).bool()
+    negative_frame = frame & (h[0].detach() < 0)
+    assert torch.all(h.grad[0][negative_frame] == 0)
+    assert h.grad[0, 0, 0] < 0  # gradient descent raises the positive frame cell
