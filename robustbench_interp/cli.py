@@ -28,14 +28,14 @@ from robustbench_interp.regression import DEFAULT_CELLS, DEFAULT_SCORERS, DEFAUL
 #: Grad-CAM (the paper's main attacking interpreter), so that a first run on a 2-core CPU, base
 #: model training included, stays within about 15 minutes.
 RUN_ATTACKERS = ("gradcam",)
-#: Interpreters scored on every manipulated model by default (transfer). Integrated gradients (64
+#: Interpreters scored on every manipulated model by default (transfer). Integrated gradients (32
 #: steps) and SmoothGrad (10 samples) are left out of the default to keep a first run on 2 cores
 #: within 15 minutes; `--score-with all` scores every registered interpreter.
 RUN_SCORERS = ("gradcam", "lrp_t", "simplegrad_t", "lrp", "simplegrad", "gradient_x_input")
 #: The committed leaderboard's grid (``rbi run --grid leaderboard``): every attack x model through
 #: every registered differentiable interpreter, each manipulated model scored by every registered
 #: interpreter. Two built-ins cost far more per manipulation step than the others (SmoothGrad's 10
-#: noisy copies: about 15x Grad-CAM; integrated gradients' 64 path points: about 100x), so on a
+#: noisy copies: about 15x Grad-CAM; integrated gradients' 32 path points: about 50x), so on a
 #: 2-core CPU SmoothGrad attacks the tiny ResNet only and integrated gradients is scored by transfer
 #: only; ``--interpreter smoothgrad`` or ``--interpreter integrated_gradients`` (on a GPU) fills in
 #: their other cells.
@@ -132,6 +132,7 @@ def _differentiable(names: Sequence[str]) -> list[str]:
 def run_cells(args: argparse.Namespace, track: str, models: list[str], attacks: list[str]) -> tuple[list, list[str]]:
     """The cells of ``rbi run`` and the interpreters scored on each: the default grid (Grad-CAM
     attacks), the ``--interpreter`` selection ('all': every registered one), or ``--grid leaderboard``."""
+    from robustbench_interp.errors import ConfigError
     from robustbench_interp.grid import build_grid
     from robustbench_interp.interpreters import list_interpreters
 
@@ -142,6 +143,9 @@ def run_cells(args: argparse.Namespace, track: str, models: list[str], attacks: 
     if "all" in scorers:
         scorers = every
     if args.grid == "leaderboard":
+        if args.rbi_interpreter:
+            raise ConfigError("--grid leaderboard chooses the attacking interpreters itself (every registered one); "
+                              f"drop --interpreter {' '.join(args.rbi_interpreter)}, or use the default grid")
         attackers = _differentiable([*RUN_ATTACKERS, *(n for n in every if n not in RUN_ATTACKERS)])
         cells = [cell for name in attackers
                  for cell in build_grid(track, [m for m in models if m in LEADERBOARD_ATTACK_MODELS.get(name, models)],

@@ -48,3 +48,8 @@ def test_an_unknown_interpreter_is_an_error_naming_it_and_the_close_names(capsys
     err = capsys.readouterr().err
     assert code == 2 and "'gradcma'" in err and "'gradcam'" in err and "Traceback" not in err
     assert not (tmp_path / "s").exists()  # nothing was computed or stored
+
+
+def test_the_leaderboard_grid_refuses_an_interpreter_selection(capsys):
+    assert main(["run", "--grid", "leaderboard", "--interpreter", "gradcam"]) == 2
+    assert "--grid leaderboard" in capsys.readouterr().err
