@@ -40,7 +40,12 @@ DEFAULT_TRAIN_CONFIGS = {
     "resnet": TrainConfig(),
     "densenet": TrainConfig(epochs=14),
 }
-DEFAULT_ADV_CONFIGS = {arch: AdvTrainConfig(base=config) for arch, config in DEFAULT_TRAIN_CONFIGS.items()}
+#: Free adversarial training per architecture. The VGG needs three epochs (12 replayed passes):
+#: after one it kept 82 % clean accuracy and reached 13 % PGD accuracy at eps 4/255; after three,
+#: 94.3 % clean and 34.6 % PGD (the standard VGG: 93.4 % and 0 %).
+DEFAULT_ADV_CONFIGS = {
+    arch: AdvTrainConfig(base=config, epochs=3 if arch == "vgg" else 1) for arch, config in DEFAULT_TRAIN_CONFIGS.items()
+}
 
 # Counts of actual training runs in this process (tests check that a cached load does not train).
 TRAINING_RUNS = {"standard": 0, "adversarial": 0}
