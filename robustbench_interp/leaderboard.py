@@ -16,6 +16,11 @@ For each track, under ``leaderboard/<track>/``:
   with no adaptive cell in the store (non-differentiable, or not among the grid's attacking
   interpreters) is ranked after them by its transfer FSR and marked "transfer only".
 
+A manipulation that costs more than :data:`MAX_TOP1_DROP` points of top-1 did not keep the model
+(the paper's manipulations cost 0.7-1.9 points): its FSRs are shown, marked with a dagger, but they
+count neither in the transfer matrix nor in the ranking, which says how many such cells each
+interpreter had.
+
 CSV files hold numbers; Markdown files format them.
 """
 
@@ -32,6 +37,9 @@ from robustbench_interp.config import Attack
 from robustbench_interp.store import Store, atomic_write_text
 
 ATTACK_ORDER = [a.value for a in Attack]
+#: Top-1 points a manipulation may cost and still count as fooling a working model.
+MAX_TOP1_DROP = 5.0
+DAGGER = "\u2020"
 
 
 def _attack_key(series: pd.Series) -> pd.Series:
@@ -47,6 +55,19 @@ def scores_frame(store: Store, track: str) -> pd.DataFrame:
     if df.empty:
         return df
     df["adaptive"] = df["attacking_interpreter"] == df["scored_interpreter"]
+    return df
+
+
+def with_accuracy(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` with the cell's ``top1_drop`` and ``kept`` (the drop is at most :data:`MAX_TOP1_DROP`,
+    or unknown)."""
+    df = scores.copy()
+    if df.empty:
+        return df
+    if "top1_drop" not in df:
+        drops = cells.set_index("cell_id")["top1_drop"] if "top1_drop" in cells else pd.Series(dtype=float)
+        df["top1_drop"] = df["cell_id"].map(drops)
+    df["kept"] = ~(df["top1_drop"] > MAX_TOP1_DROP)
     return df
 
 
@@ -69,7 +90,8 @@ def fsr_table(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if scores.empty:
         return pd.DataFrame(), pd.DataFrame()
     keys = ["attack", "attacking_interpreter", "model", "scored_interpreter"]
-    agg = scores.groupby(keys, sort=False)[["fsr", "baseline_fsr"]].mean().reset_index()
+    scores = scores.assign(kept=scores["kept"].astype(float)) if "kept" in scores else scores.assign(kept=1.0)
+    agg = scores.groupby(keys, sort=False)[["fsr", "baseline_fsr", "kept"]].mean().reset_index()
     agg = agg.sort_values(keys, key=lambda s: _attack_key(s) if s.name == "attack" else s)
     numbers = agg.pivot_table(
         index=["attack", "attacking_interpreter"], columns=["model", "scored_interpreter"],
@@ -77,10 +99,13 @@ def fsr_table(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
     fsr = numbers["fsr"]
     base = numbers["baseline_fsr"]
+    kept = agg.pivot_table(index=["attack", "attacking_interpreter"], columns=["model", "scored_interpreter"],
+                           values="kept", sort=False).reindex(index=fsr.index, columns=fsr.columns)
     text = fsr.copy().astype(object)
     for col in fsr.columns:
-        text[col] = [f"{_fmt(a)} ({_fmt(b)})" if not pd.isna(a) else "-" for a, b in zip(fsr[col], base[col])]
-    return numbers, text
+        text[col] = [f"{_fmt(a)} ({_fmt(b)}){'' if k == 1 else DAGGER}" if not pd.isna(a) else "-"
+                     for a, b, k in zip(fsr[col], base[col], kept[col])]
+    return numbers[["fsr", "baseline_fsr"]], text
 
 
 def accuracy_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -108,8 +133,17 @@ def transfer_matrix(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(numbers, formatted): mean FSR of scored (columns) on models manipulated through attacking (rows)."""
     if scores.empty:
         return pd.DataFrame(), pd.DataFrame()
+    if "kept" in scores:
+        scores = scores[scores["kept"]]
     m = scores.pivot_table(index="attacking_interpreter", columns="scored_interpreter", values="fsr", aggfunc="mean")
     return m, m.map(_fmt)
+
+
+def _mode(kept_adaptive: int, broken_adaptive: int) -> str:
+    if kept_adaptive:
+        return "adaptive"
+    # never attacked through itself, or every such attack broke the model
+    return "adaptive attacks broke the model" if broken_adaptive else "transfer only"
 
 
 def ranking(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
@@ -117,19 +151,22 @@ def ranking(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     if scores.empty:
         return pd.DataFrame()
     rows = []
+    if "kept" not in scores:
+        scores = scores.assign(kept=True)
     for name, group in scores.groupby("scored_interpreter"):
-        adaptive = group[group["adaptive"]]
-        transfer = group[~group["adaptive"]]
+        adaptive = group[group["adaptive"] & group["kept"]]
+        transfer = group[~group["adaptive"] & group["kept"]]
         drops = cells[cells["interpreter"] == name]["top1_drop"] if not cells.empty else pd.Series(dtype=float)
         rows.append({
             "interpreter": name,
             "adaptive_fsr": adaptive["fsr"].mean() if len(adaptive) else float("nan"),
             "adaptive_baseline_fsr": adaptive["baseline_fsr"].mean() if len(adaptive) else float("nan"),
             "adaptive_cells": len(adaptive),
+            "adaptive_cells_over_drop": int((group["adaptive"] & ~group["kept"]).sum()),
             "mean_top1_drop": drops.mean() if len(drops) else float("nan"),
             "transfer_fsr": transfer["fsr"].mean() if len(transfer) else float("nan"),
             "transfer_cells": len(transfer),
-            "mode": "adaptive" if len(adaptive) else "transfer only",  # not attacked through itself
+            "mode": _mode(len(adaptive), int((group["adaptive"] & ~group["kept"]).sum())),
         })
     df = pd.DataFrame(rows)
     df["_key"] = df["adaptive_fsr"].fillna(df["transfer_fsr"])
@@ -142,7 +179,7 @@ def ranking(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
 SCORE_COLUMNS = [
     "model", "attack", "attacking_interpreter", "scored_interpreter", "adaptive", "fsr", "fsr_ci_low",
     "fsr_ci_high", "baseline_fsr", "n", "spearman", "topk_intersection", "accuracy_before.top1",
-    "accuracy_after.top1", "top1_drop", "lr", "lam", "steps", "cell_id",
+    "accuracy_after.top1", "top1_drop", "kept", "lr", "lam", "steps", "cell_id",
 ]
 
 
@@ -158,7 +195,8 @@ def scores_long(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
         if f"params.{key}" in df:
             df[key] = df[f"params.{key}"]
     if not cells.empty:
-        keep = [c for c in ("cell_id", "accuracy_before.top1", "accuracy_after.top1", "top1_drop") if c in cells]
+        keep = ["cell_id", *(c for c in ("accuracy_before.top1", "accuracy_after.top1", "top1_drop")
+                             if c in cells and c not in df)]
         df = df.merge(cells[keep], on="cell_id", how="left")
     df = df[[c for c in SCORE_COLUMNS if c in df]]
     keys = ["attack", "model", "attacking_interpreter", "scored_interpreter"]
@@ -179,7 +217,8 @@ def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str
     """Write the track's tables (Markdown + CSV) under ``out_dir``; returns the written paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scores, cells = scores_frame(store, track), cells_frame(store, track)
+    cells = cells_frame(store, track)
+    scores = with_accuracy(scores_frame(store, track), cells)
     fsr_n, fsr_t = fsr_table(scores)
     acc_n, acc_t = accuracy_table(cells)
     tr_n, tr_t = transfer_matrix(scores)
@@ -190,12 +229,17 @@ def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str
             rank_t[col] = rank_t[col].map(_fmt)
     tables = {
         "fsr": (fsr_n, fsr_t, f"FSR (%) on the {track} track, baseline FSR in parentheses; rows: attack and "
-                "attacking interpreter, columns: model and scored interpreter. Lower is more robust."),
+                "attacking interpreter, columns: model and scored interpreter. Lower is more robust. "
+                f"{DAGGER}: the manipulation cost more than {MAX_TOP1_DROP:g} points of top-1, so the model was "
+                "not kept; not counted in the transfer matrix or the ranking."),
         "accuracy": (acc_n, acc_t, "Top-1 / top-5 accuracy (%) of the base models and of each manipulated model."),
         "transfer": (tr_n, tr_t, "Mean FSR (%) of the scored interpreter (columns) on models manipulated through "
-                     "the attacking interpreter (rows), over attacks and models; the diagonal is adaptive."),
+                     "the attacking interpreter (rows), over attacks and models; the diagonal is adaptive. "
+                     f"Manipulations that cost more than {MAX_TOP1_DROP:g} points of top-1 are left out."),
         "ranking": (rank, rank_t, "Interpreters ranked by mean adaptive FSR (lower is more robust); those "
-                    "with no adaptive cell in this grid follow, ranked by transfer FSR."),
+                    "with no adaptive cell in this grid follow, ranked by transfer FSR. Means leave out the "
+                    f"manipulations that cost more than {MAX_TOP1_DROP:g} points of top-1 "
+                    "(adaptive_cells_over_drop counts them); mean_top1_drop is over all of them."),
     }
     written: dict[str, Path] = {"scores.csv": out / "scores.csv"}
     atomic_write_text(written["scores.csv"], scores_long(scores, cells).to_csv(index=False))

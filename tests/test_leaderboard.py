@@ -91,3 +91,23 @@ def test_failed_cells_are_left_out(store):
     failed = [r for r in store.records(status="failed")]
     assert failed and all(CellConfig.from_dict(r["config"]).interpreter == "lrp_t" for r in failed)
     assert set(scores_frame(store, "tiny")["attack"]) == {"location", "topk"}
+
+
+def test_a_manipulation_that_broke_the_model_is_marked_and_not_counted(store, tmp_path):
+    from robustbench_interp.leaderboard import DAGGER, MAX_TOP1_DROP
+
+    (cfg,) = build_grid("tiny", ["resnet"], ["location"], ["lrp_t"], overrides={"steps": 1})
+    drop = MAX_TOP1_DROP + 10
+    store.put(cfg, {"accuracy_before": {"top1": 95.0}, "accuracy_after": {"top1": 95.0 - drop}, "top1_drop": drop})
+    store.put_score(cfg.cell_id, "lrp_t", {"fsr": 0.0, "baseline_fsr": 0.0, "n": 10})
+    store.put_score(cfg.cell_id, "gradcam", {"fsr": 99.0, "baseline_fsr": 0.0, "n": 10})
+    write_leaderboard(store, "tiny", tmp_path / "board")
+    assert f"0.0 (0.0){DAGGER}" in (tmp_path / "board" / "fsr.md").read_text()
+    rank = pd.read_csv(tmp_path / "board" / "ranking.csv").set_index("interpreter")
+    assert rank.loc["lrp_t", "adaptive_fsr"] == pytest.approx(60.0)  # the broken 0 % is not averaged in
+    assert rank.loc["lrp_t", "adaptive_cells_over_drop"] == 1
+    assert rank.loc["gradcam", "transfer_fsr"] == pytest.approx(40.0)  # nor its transfer 99 %
+    m = pd.read_csv(tmp_path / "board" / "transfer.csv", index_col=0)
+    assert m.loc["lrp_t", "lrp_t"] == pytest.approx(60.0)
+    df = pd.read_csv(tmp_path / "board" / "scores.csv")
+    assert list(df[df.model == "resnet"]["kept"]) == [False, False]
