@@ -48,6 +48,23 @@ def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
             parser.add_argument(flag, **kwargs)
 
 
+CARRY_HELP = ("build the tables from the store alone (default: keep the rows of the existing scores.csv whose "
+              "preset cells the store lacks)")
+
+
+def _figures_or_keep(store, track: str, out: Path) -> bool:
+    """Whether to redraw the figures: not when the tables hold cells this store lacks (the figures
+    would lose their rows); says so."""
+    from robustbench_interp.leaderboard import carried_cell_ids
+
+    carried = carried_cell_ids(store, track, out)
+    if carried:
+        print(f"[rbi] {len(carried)} cells of {out} come from its scores.csv, not from this store: the "
+              "tables keep them and the figures are left as they are (rbi run --grid leaderboard redraws them)",
+              file=sys.stderr, flush=True)
+    return not carried
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rbi", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,11 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "the committed leaderboard's grid, every registered interpreter attacking and scored")
     run.add_argument("--leaderboard-dir", default="leaderboard", help="where leaderboard/<track>/ goes")
     run.add_argument("--no-figures", action="store_true", help="skip the heatmap figures")
+    run.add_argument("--no-carry", action="store_true", help=CARRY_HELP)
 
     board = sub.add_parser("leaderboard", help="rebuild the leaderboard tables from the store")
     _add_options(board, ["--track", "--store", "--device", "--eval-size", "--data-root"])
     board.add_argument("--leaderboard-dir", default="leaderboard")
     board.add_argument("--figures", action="store_true", help="also draw the heatmap figures (needs the models)")
+    board.add_argument("--no-carry", action="store_true", help=CARRY_HELP)
 
     check = sub.add_parser("check", help="recompute a few cells and compare them with the committed leaderboard "
                                          "(a regression check; exit status 1 when a number moved)")
@@ -183,8 +202,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         bench.base(track, name)  # trains (first run) or loads the base model, showing progress
     records = bench.run_grid(cells, score_with=scorers)
     out = Path(args.leaderboard_dir) / track
-    write_leaderboard(store, track, out)
-    if not args.no_figures:
+    write_leaderboard(store, track, out, carry=not args.no_carry)
+    if not args.no_figures and _figures_or_keep(store, track, out):
         from robustbench_interp.figures import draw_figures
 
         draw_figures(bench, [c for c, r in zip(cells, records) if r and r["status"] == "ok"], scorers, out)
@@ -205,8 +224,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     store = Store(args.rbi_store)
     out = Path(args.leaderboard_dir) / args.rbi_track
-    written = write_leaderboard(store, args.rbi_track, out)
-    if args.figures:
+    written = write_leaderboard(store, args.rbi_track, out, carry=not args.no_carry)
+    if args.figures and _figures_or_keep(store, args.rbi_track, out):
         from robustbench_interp.config import CellConfig
         from robustbench_interp.engine import Benchmark
         from robustbench_interp.figures import draw_figures

@@ -21,6 +21,15 @@ A manipulation that costs more than :data:`MAX_TOP1_DROP` points of top-1 did no
 count neither in the transfer matrix nor in the ranking, which says how many such cells each
 interpreter had.
 
+Rows carried over: the store behind the committed leaderboard is not committed (its manipulated
+weights are large), so a store that holds only some cells (the main job's Grad-CAM grid, or a
+submission's cells on a fresh clone) would otherwise rewrite the tables with those cells alone.
+:func:`write_leaderboard` therefore keeps every row of the existing ``scores.csv`` whose cell the
+store does not hold, as long as that cell is still the preset cell of its (model, attack,
+attacking interpreter): its ``cell_id``, the hash of its full config, is the one the grid would
+build today. A row from other hyper-parameters, another seed, or before a preset changed is
+dropped. ``carry=False`` builds from the store alone.
+
 CSV files hold numbers; Markdown files format them.
 """
 
@@ -34,6 +43,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from robustbench_interp.config import Attack
+from robustbench_interp.errors import RBIError
 from robustbench_interp.store import Store, atomic_write_text
 
 ATTACK_ORDER = [a.value for a in Attack]
@@ -179,8 +189,57 @@ def ranking(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
 SCORE_COLUMNS = [
     "model", "attack", "attacking_interpreter", "scored_interpreter", "adaptive", "fsr", "fsr_ci_low",
     "fsr_ci_high", "baseline_fsr", "n", "spearman", "topk_intersection", "accuracy_before.top1",
-    "accuracy_after.top1", "top1_drop", "kept", "lr", "lam", "steps", "cell_id",
+    "accuracy_after.top1", "accuracy_before.top5", "accuracy_after.top5", "top1_drop", "kept", "lr", "lam",
+    "steps", "cell_id",
 ]
+_CELL_COLUMNS = ["model", "attack", "accuracy_before.top1", "accuracy_after.top1", "accuracy_before.top5",
+                 "accuracy_after.top5", "top1_drop"]
+
+
+def _preset_cell_id(track: str, model: str, attack: str, interpreter: str) -> str | None:
+    from robustbench_interp.grid import build_grid
+
+    try:
+        (cell,) = build_grid(track, [model], [attack], [interpreter])
+    except RBIError:  # a model or attack this version no longer has
+        return None
+    return cell.cell_id
+
+
+def carried_rows(
+    out_dir: str | Path, track: str, store_cell_ids: set[str], store_scores: set[tuple[str, str]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cells, scores) frames, in the store's columns, of the rows of ``out_dir/scores.csv`` to carry
+    over: scores ((cell_id, scored interpreter) pairs) the store does not hold, of cells that are
+    still today's preset cells (module docstring); cells only for those the store lacks."""
+    path = Path(out_dir) / "scores.csv"
+    if not path.is_file():
+        return pd.DataFrame(), pd.DataFrame()
+    old = pd.read_csv(path)
+    needed = {"model", "attack", "attacking_interpreter", "scored_interpreter", "fsr", "baseline_fsr", "cell_id"}
+    if old.empty or not needed <= set(old.columns):
+        return pd.DataFrame(), pd.DataFrame()
+    old = old[[pair not in store_scores for pair in zip(old["cell_id"], old["scored_interpreter"])]]
+    current = {
+        key: _preset_cell_id(track, *key)
+        for key in set(zip(old["model"], old["attack"], old["attacking_interpreter"]))
+    }
+    keep = [current[(m, a, i)] == cid for m, a, i, cid in
+            zip(old["model"], old["attack"], old["attacking_interpreter"], old["cell_id"])]
+    old = old[keep]
+    if old.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    scores = old.rename(columns={"lr": "params.lr", "lam": "params.lam", "steps": "params.steps"}).copy()
+    if {"fsr_ci_low", "fsr_ci_high"} <= set(scores.columns):
+        scores["fsr_ci"] = [[lo, hi] for lo, hi in zip(scores["fsr_ci_low"], scores["fsr_ci_high"])]
+    scores = scores.drop(columns=[c for c in ("fsr_ci_low", "fsr_ci_high", "kept", "adaptive", *_CELL_COLUMNS[2:])
+                                  if c in scores])
+    scores["track"], scores["status"] = track, "ok"
+    cells = (old[~old["cell_id"].isin(store_cell_ids)].drop_duplicates("cell_id")
+             .rename(columns={"attacking_interpreter": "interpreter"})
+             [["cell_id", "interpreter", *(c for c in _CELL_COLUMNS if c in old)]].copy())
+    cells["track"], cells["status"] = track, "ok"
+    return cells, scores
 
 
 def scores_long(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
@@ -195,8 +254,7 @@ def scores_long(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
         if f"params.{key}" in df:
             df[key] = df[f"params.{key}"]
     if not cells.empty:
-        keep = ["cell_id", *(c for c in ("accuracy_before.top1", "accuracy_after.top1", "top1_drop")
-                             if c in cells and c not in df)]
+        keep = ["cell_id", *(c for c in _CELL_COLUMNS[2:] if c in cells and c not in df)]
         df = df.merge(cells[keep], on="cell_id", how="left")
     df = df[[c for c in SCORE_COLUMNS if c in df]]
     keys = ["attack", "model", "attacking_interpreter", "scored_interpreter"]
@@ -213,12 +271,26 @@ def _markdown(title: str, frame: pd.DataFrame, note: str) -> str:
     return f"# {title}\n\n{note}\n\n{tabulate(flat, headers='keys', tablefmt='github', showindex=False)}\n"
 
 
-def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str, Path]:
-    """Write the track's tables (Markdown + CSV) under ``out_dir``; returns the written paths."""
+def write_leaderboard(store: Store, track: str, out_dir: str | Path, *, carry: bool = True) -> dict[str, Path]:
+    """Write the track's tables (Markdown + CSV) under ``out_dir``; returns the written paths.
+
+    With ``carry`` the rows of the existing ``scores.csv`` that the store lacks and that are still
+    preset cells are kept (module docstring); :func:`carried_cell_ids` says which they were."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cells = cells_frame(store, track)
-    scores = with_accuracy(scores_frame(store, track), cells)
+    cells, scores = cells_frame(store, track), scores_frame(store, track)
+    if carry:
+        held = set(cells["cell_id"]) if not cells.empty else set()
+        scored = set(zip(scores["cell_id"], scores["scored_interpreter"])) if not scores.empty else set()
+        old_cells, old_scores = carried_rows(out, track, held, scored)
+        if not old_cells.empty:
+            cells = pd.concat([cells, old_cells], ignore_index=True)
+        if not old_scores.empty:
+            old_scores["adaptive"] = old_scores["attacking_interpreter"] == old_scores["scored_interpreter"]
+            scores = pd.concat([scores, old_scores], ignore_index=True)
+    if not scores.empty:
+        scores = scores.drop(columns=[c for c in ("top1_drop", "kept") if c in scores])
+    scores = with_accuracy(scores, cells)
     fsr_n, fsr_t = fsr_table(scores)
     acc_n, acc_t = accuracy_table(cells)
     tr_n, tr_t = transfer_matrix(scores)
@@ -249,3 +321,13 @@ def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str
         atomic_write_text(md_path, _markdown(f"{track}: {name}", text, note))
         written[f"{name}.csv"], written[f"{name}.md"] = csv_path, md_path
     return written
+
+
+def carried_cell_ids(store: Store, track: str, out_dir: str | Path) -> set[str]:
+    """The cells of the leaderboard in ``out_dir`` whose rows were carried over, not in ``store``."""
+    path = Path(out_dir) / "scores.csv"
+    if not path.is_file():
+        return set()
+    ids = set(pd.read_csv(path, usecols=["cell_id"])["cell_id"]) if path.stat().st_size else set()
+    cells = cells_frame(store, track)
+    return ids - (set(cells["cell_id"]) if not cells.empty else set())

@@ -53,3 +53,19 @@ def test_an_unknown_interpreter_is_an_error_naming_it_and_the_close_names(capsys
 def test_the_leaderboard_grid_refuses_an_interpreter_selection(capsys):
     assert main(["run", "--grid", "leaderboard", "--interpreter", "gradcam"]) == 2
     assert "--grid leaderboard" in capsys.readouterr().err
+
+
+def test_rbi_leaderboard_on_a_fresh_store_keeps_the_committed_tables_and_figures(capsys, tmp_path):
+    """Every row of the committed leaderboard is carried (so it is also a check that the committed
+    cells are today's preset cells: a preset change without a new leaderboard fails here)."""
+    import shutil
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[1] / "leaderboard" / "tiny"
+    board = tmp_path / "board" / "tiny"
+    shutil.copytree(committed, board)
+    before = {p.name: p.read_bytes() for p in board.iterdir()}
+    assert main(["leaderboard", "--store", str(tmp_path / "fresh"), "--leaderboard-dir", str(tmp_path / "board"),
+                 "--figures"]) == 0
+    assert {p.name: p.read_bytes() for p in board.iterdir()} == before
+    assert "figures are left as they are" in capsys.readouterr().err

@@ -111,3 +111,70 @@ def test_a_manipulation_that_broke_the_model_is_marked_and_not_counted(store, tm
     assert m.loc["lrp_t", "lrp_t"] == pytest.approx(60.0)
     df = pd.read_csv(tmp_path / "board" / "scores.csv")
     assert list(df[df.model == "resnet"]["kept"]) == [False, False]
+
+
+def preset_store(root, fsr: float) -> Store:
+    """A store with one preset cell (no overrides): tiny resnet, Location through Grad-CAM."""
+    store = Store(root)
+    (cfg,) = build_grid("tiny", ["resnet"], ["location"], ["gradcam"])
+    store.put(cfg, {"accuracy_before": {"top1": 96.0, "top5": 99.5},
+                    "accuracy_after": {"top1": 95.0, "top5": 99.0}, "top1_drop": 1.0, "top5_drop": 0.5})
+    store.put_score(cfg.cell_id, "gradcam", {"fsr": fsr, "baseline_fsr": 1.0, "n": 10, "fsr_ci": [fsr - 5, fsr + 5]})
+    store.put_score(cfg.cell_id, "lrp_t", {"fsr": 30.0, "baseline_fsr": 2.0, "n": 10, "fsr_ci": [25.0, 35.0]})
+    return store
+
+
+def test_preset_rows_a_store_lacks_are_carried_over_unchanged(store, tmp_path):
+    from robustbench_interp.leaderboard import carried_cell_ids
+
+    board = tmp_path / "board"
+    full = preset_store(tmp_path / "full", 80.0)
+    write_leaderboard(full, "tiny", board)
+    before = {p.name: p.read_text() for p in board.iterdir()}
+    empty = Store(tmp_path / "empty")
+    write_leaderboard(empty, "tiny", board)
+    assert {p.name: p.read_text() for p in board.iterdir()} == before  # a fresh store loses nothing
+    assert len(carried_cell_ids(empty, "tiny", board)) == 1 and not carried_cell_ids(full, "tiny", board)
+    # another store's cells join the carried ones; the non-preset ones (steps=1) are its own
+    write_leaderboard(store, "tiny", board)
+    df = pd.read_csv(board / "scores.csv")
+    assert set(df["model"]) == {"vgg", "resnet"}
+    row = df[(df.model == "resnet") & (df.scored_interpreter == "gradcam")].iloc[0]
+    assert (row.fsr, row.fsr_ci_low, row["accuracy_after.top5"], row.top1_drop) == (80.0, 75.0, 99.0, 1.0)
+    assert "95.0" in (board / "accuracy.md").read_text()
+
+
+def test_the_store_wins_over_a_carried_row_of_the_same_cell(tmp_path):
+    board = tmp_path / "board"
+    write_leaderboard(preset_store(tmp_path / "old", 80.0), "tiny", board)
+    write_leaderboard(preset_store(tmp_path / "new", 55.0), "tiny", board)
+    df = pd.read_csv(board / "scores.csv")
+    assert list(df[df.scored_interpreter == "gradcam"]["fsr"]) == [55.0]
+
+
+def test_rows_of_other_hyper_parameters_are_not_carried(store, tmp_path):
+    board = tmp_path / "board"
+    write_leaderboard(store, "tiny", board)  # steps=1 cells: not the preset ones
+    write_leaderboard(Store(tmp_path / "empty"), "tiny", board)
+    assert "No results yet" in (board / "fsr.md").read_text()
+
+
+def test_carry_false_builds_from_the_store_alone(store, tmp_path):
+    board = tmp_path / "board"
+    write_leaderboard(preset_store(tmp_path / "full", 80.0), "tiny", board)
+    write_leaderboard(store, "tiny", board, carry=False)
+    assert set(pd.read_csv(board / "scores.csv")["model"]) == {"vgg"}
+
+
+def test_a_store_cell_scored_by_fewer_interpreters_keeps_the_carried_scores(tmp_path):
+    board = tmp_path / "board"
+    write_leaderboard(preset_store(tmp_path / "old", 80.0), "tiny", board)  # scored by gradcam and lrp_t
+    fewer = Store(tmp_path / "fewer")
+    (cfg,) = build_grid("tiny", ["resnet"], ["location"], ["gradcam"])
+    fewer.put(cfg, {"accuracy_before": {"top1": 96.0, "top5": 99.5},
+                    "accuracy_after": {"top1": 94.0, "top5": 99.0}, "top1_drop": 2.0, "top5_drop": 0.5})
+    fewer.put_score(cfg.cell_id, "gradcam", {"fsr": 70.0, "baseline_fsr": 1.0, "n": 10, "fsr_ci": [65.0, 75.0]})
+    write_leaderboard(fewer, "tiny", board)
+    df = pd.read_csv(board / "scores.csv").set_index("scored_interpreter")
+    assert (df.loc["gradcam", "fsr"], df.loc["lrp_t", "fsr"]) == (70.0, 30.0)
+    assert set(df["top1_drop"]) == {2.0}  # the cell's accuracy is the store's
