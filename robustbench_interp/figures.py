@@ -81,7 +81,7 @@ def draw_figures(bench: Benchmark, cells: Sequence[CellConfig], scorers: Sequenc
                         ax.set_title(title, fontsize=7)
             axes[r][0].set_ylabel(f"{cfg.model}\n{cfg.interpreter}", fontsize=7)
         fig.suptitle(f"{group[0].track.value}: {attack.value} fooling, adaptive maps ({rows[0][4]})", fontsize=9)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the title
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
