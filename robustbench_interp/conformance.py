@@ -109,6 +109,24 @@ def check_target_dependence(interp: Interpreter, lm: LoadedModel, x: Tensor, y: 
         raise ConformanceError(f"{interp.name!r} returned the same map for every target class")
 
 
+def check_spatial_variation(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor) -> None:
+    """The map varies over positions for at least one image of the batch. A map that is constant
+    everywhere points at nothing, and no manipulation can move it, so it would score FSR 0 without
+    being robust (a gradient with respect to a layer that feeds only a global-average pool and a
+    linear head is one such map). A single constant map is allowed: Grad-CAM's is all zero when every
+    weighted activation is negative."""
+    h = _explain(interp, lm, x, y).detach().flatten(1).double()
+    spread = h.amax(1) - h.amin(1)
+    scale = h.abs().amax(1).clamp_min(1e-12)
+    if bool((spread <= TOLERANCE * scale).all()):
+        raise ConformanceError(
+            f"{interp.name!r} returned a map that is constant over positions for every image of the batch; "
+            "a constant map shows no location and cannot be manipulated, so its FSRs would mean nothing "
+            "(a gradient at a layer followed only by global-average pooling and a linear layer is constant: "
+            "explain an earlier layer or the input)"
+        )
+
+
 def check_differentiable(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor) -> None:
     """With ``create_graph=True`` the map has a non-zero gradient w.r.t. the model's weights."""
     h = _explain(interp, lm, x, y, create_graph=True)
@@ -165,6 +183,7 @@ CHECKS: dict[str, Callable[[Interpreter, LoadedModel, Tensor, Tensor], None]] = 
     "deterministic": check_deterministic,
     "batch_independence": check_batch_independence,
     "target_dependence": check_target_dependence,
+    "spatial_variation": check_spatial_variation,
     "differentiable": check_differentiable,
     "randomisation": check_randomisation,
 }

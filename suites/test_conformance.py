@@ -41,6 +41,10 @@ def test_target_dependence(interp, rbi_model, rbi_batch):
     _run("target_dependence", interp, rbi_model, rbi_batch)
 
 
+def test_spatial_variation(interp, rbi_model, rbi_batch):
+    _run("spatial_variation", interp, rbi_model, rbi_batch)
+
+
 def test_differentiable(interp, rbi_model, rbi_batch):
     if not interp.differentiable:
         pytest.skip(f"{interp.name!r} declares itself non-differentiable: it gets transfer cells only "

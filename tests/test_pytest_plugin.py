@@ -86,8 +86,8 @@ def test_conformance_names_the_property_that_failed(suite_dir):
     result = run(suite_dir, "test_conformance.py", "--interpreter", "plugin_edges", "--interpreter", "plugin_input",
                  "--tb=line", "-rfs")
     # both ignore the model: they fail target dependence and randomisation; only plugin_edges has the
-    # wrong shape; finiteness, determinism and batch independence hold for both
-    result.assert_outcomes(failed=5, passed=7, skipped=2)
+    # wrong shape; finiteness, determinism, batch independence and spatial variation hold for both
+    result.assert_outcomes(failed=5, passed=9, skipped=2)
     result.stdout.fnmatch_lines([
         "*'plugin_edges' returned a (63, 64) map; expected (64, 64)*",
         "*'plugin_input' returned the same map for every target class*",

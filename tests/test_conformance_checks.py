@@ -1,0 +1,61 @@
+"""Conformance checks that the suite's plug-in tests do not reach: the spatial-variation check."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustbench_interp import get_interpreter
+from robustbench_interp.conformance import ConformanceError, check_spatial_variation
+from robustbench_interp.interpreters.base import Interpreter
+from robustbench_interp.models import tiny
+from robustbench_interp.models.base import LoadedModel
+
+
+def loaded(arch: str) -> LoadedModel:
+    torch.manual_seed(0)
+    model = tiny.build(arch).eval()
+    return LoadedModel(track="tiny", name=arch, model=model,
+                       target_layer=model.get_submodule(model.target_layer_name), num_classes=10,
+                       input_size=(64, 64))
+
+
+@pytest.fixture(scope="module")
+def batch():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(4, 3, 64, 64, generator=g), torch.tensor([0, 1, 2, 3])
+
+
+class Flat(Interpreter):
+    """One value per image: the class score, spread over the input grid."""
+
+    def explain(self, model, x, target, *, layer=None, create_graph=False):
+        score = model(x).gather(1, target[:, None])  # [B, 1]
+        return score[:, :, None].expand(-1, x.shape[-2], x.shape[-1])
+
+
+class OneZeroMap(Interpreter):
+    """Simple gradient, except that the first image's map is all zero (as Grad-CAM's can be)."""
+
+    def explain(self, model, x, target, *, layer=None, create_graph=False):
+        h = get_interpreter("simplegrad").explain(model, x, target, create_graph=create_graph)
+        return torch.cat([torch.zeros_like(h[:1]), h[1:]])
+
+
+def test_a_constant_map_fails_with_the_reason(batch):
+    with pytest.raises(ConformanceError, match="constant over positions"):
+        check_spatial_variation(Flat(), loaded("vgg"), *batch)
+
+
+def test_one_constant_map_in_the_batch_is_allowed(batch):
+    check_spatial_variation(OneZeroMap(), loaded("vgg"), *batch)
+
+
+@pytest.mark.parametrize("name", ["gradcam", "simplegrad", "lrp_t", "simplegrad_t"])
+def test_built_ins_vary_on_the_vgg(name, batch):
+    check_spatial_variation(get_interpreter(name), loaded("vgg"), *batch)
+
+
+def test_simplegrad_t_is_constant_where_the_target_layer_feeds_only_a_pool_and_a_linear_head(batch):
+    with pytest.raises(ConformanceError, match="global-average pooling"):
+        check_spatial_variation(get_interpreter("simplegrad_t"), loaded("resnet"), *batch)
