@@ -164,6 +164,7 @@ def ranking(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     if "kept" not in scores:
         scores = scores.assign(kept=True)
     for name, group in scores.groupby("scored_interpreter"):
+        broken = int((group["adaptive"] & ~group["kept"]).sum())
         adaptive = group[group["adaptive"] & group["kept"]]
         transfer = group[~group["adaptive"] & group["kept"]]
         drops = cells[cells["interpreter"] == name]["top1_drop"] if not cells.empty else pd.Series(dtype=float)
@@ -172,11 +173,11 @@ def ranking(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
             "adaptive_fsr": adaptive["fsr"].mean() if len(adaptive) else float("nan"),
             "adaptive_baseline_fsr": adaptive["baseline_fsr"].mean() if len(adaptive) else float("nan"),
             "adaptive_cells": len(adaptive),
-            "adaptive_cells_over_drop": int((group["adaptive"] & ~group["kept"]).sum()),
+            "adaptive_cells_over_drop": broken,
             "mean_top1_drop": drops.mean() if len(drops) else float("nan"),
             "transfer_fsr": transfer["fsr"].mean() if len(transfer) else float("nan"),
             "transfer_cells": len(transfer),
-            "mode": _mode(len(adaptive), int((group["adaptive"] & ~group["kept"]).sum())),
+            "mode": _mode(len(adaptive), broken),
         })
     df = pd.DataFrame(rows)
     df["_key"] = df["adaptive_fsr"].fillna(df["transfer_fsr"])
@@ -232,9 +233,9 @@ def carried_rows(
     scores = old.rename(columns={"lr": "params.lr", "lam": "params.lam", "steps": "params.steps"}).copy()
     if {"fsr_ci_low", "fsr_ci_high"} <= set(scores.columns):
         scores["fsr_ci"] = [[lo, hi] for lo, hi in zip(scores["fsr_ci_low"], scores["fsr_ci_high"])]
-    scores = scores.drop(columns=[c for c in ("fsr_ci_low", "fsr_ci_high", "kept", "adaptive", *_CELL_COLUMNS[2:])
-                                  if c in scores])
+    scores = scores.drop(columns=[c for c in ("fsr_ci_low", "fsr_ci_high", "kept", *_CELL_COLUMNS[2:]) if c in scores])
     scores["track"], scores["status"] = track, "ok"
+    scores["adaptive"] = scores["attacking_interpreter"] == scores["scored_interpreter"]  # as scores_frame
     cells = (old[~old["cell_id"].isin(store_cell_ids)].drop_duplicates("cell_id")
              .rename(columns={"attacking_interpreter": "interpreter"})
              [["cell_id", "interpreter", *(c for c in _CELL_COLUMNS if c in old)]].copy())
@@ -286,10 +287,7 @@ def write_leaderboard(store: Store, track: str, out_dir: str | Path, *, carry: b
         if not old_cells.empty:
             cells = pd.concat([cells, old_cells], ignore_index=True)
         if not old_scores.empty:
-            old_scores["adaptive"] = old_scores["attacking_interpreter"] == old_scores["scored_interpreter"]
             scores = pd.concat([scores, old_scores], ignore_index=True)
-    if not scores.empty:
-        scores = scores.drop(columns=[c for c in ("top1_drop", "kept") if c in scores])
     scores = with_accuracy(scores, cells)
     fsr_n, fsr_t = fsr_table(scores)
     acc_n, acc_t = accuracy_table(cells)
