@@ -3,7 +3,7 @@
     rbi run                 train or load the tiny base models, run the default grid, write the leaderboard
     rbi leaderboard         rebuild leaderboard/<track>/ from the results store
     rbi check               recompute a few cells and compare them with the committed leaderboard
-    rbi list                the registered interpreters, tracks and models
+    rbi list                the registered interpreters, attacks, tracks and models
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--store", default=None, dest="rbi_store",
                        help="where the recomputed cells go (default: a temporary folder, removed afterwards)")
 
-    sub.add_parser("list", help="list interpreters, tracks and models")
+    sub.add_parser("list", help="list interpreters, attacks, tracks and models")
     return parser
 
 
@@ -294,8 +294,22 @@ def cmd_list(_args: argparse.Namespace) -> int:
         kind = "layer" if interp.layer_level else "input"
         diff = "differentiable" if interp.differentiable else "transfer only"
         print(f"  {name:24s} {kind:6s} {diff:15s} {INTERPRETERS.origin(name)}")
+    from robustbench_interp.attacks import ATTACKS, get_attack, list_attacks
+    from robustbench_interp.tracks import get_track
+
+    print("attacks:")
+    for name in list_attacks():
+        try:
+            attack = get_attack(name)
+        except Exception as exc:  # a broken plug-in is listed with its reason
+            print(f"  {name:24s} BROKEN: {exc}")
+            continue
+        kind = "two-class" if attack.two_classes else "passive"
+        default = "standard" if attack.standard else "plug-in, run when named"
+        print(f"  {name:24s} {kind:9s} R_F={list(attack.success_interval)} {default}; {ATTACKS.origin(name)}")
+    print("tracks:")
     for track in list_tracks():
-        print(f"track {track}: models {', '.join(list_models(track))}")
+        print(f"  {track:24s} models {', '.join(list_models(track))}; {get_track(track).description}")
     return 0
 
 

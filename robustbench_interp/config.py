@@ -1,4 +1,4 @@
-"""Configs are data: the axes of the benchmark as enums and one benchmark cell as a frozen dataclass.
+"""Configs are data: one benchmark cell as a frozen dataclass.
 
 A :class:`CellConfig` is one manipulation run (SPEC sections 3 and 5): a base model of a track,
 fine-tuned with an attack through an interpreter, with its hyper-parameters and seed. Its
@@ -13,51 +13,17 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
-from robustbench_interp.errors import ConfigError, UnknownNameError
+from robustbench_interp.errors import ConfigError
 
-#: Version of the benchmark's computation (losses, test losses, training loop, data). Bump it when a
-#: change makes earlier results incomparable: it is part of every cell's hash, so old records are
-#: no longer found and cells are recomputed, while the old files stay readable.
-BENCHMARK_VERSION = "1"
-
-
-class Attack(str, Enum):
-    """The manipulation attacks of Heo et al. 2019 (SPEC section 3)."""
-
-    LOCATION = "location"
-    TOPK = "topk"
-    CENTER_MASS = "center_mass"
-    ACTIVE = "active"
-
-    @property
-    def is_active(self) -> bool:
-        return self is Attack.ACTIVE
-
-
-class Track(str, Enum):
-    """The benchmark's tracks (SPEC section 6)."""
-
-    TINY = "tiny"
-    IMAGENET = "imagenet"
-
-
-E = TypeVar("E", bound=Enum)
-
-
-def as_enum(enum_cls: type[E], value: E | str) -> E:
-    """Convert ``value`` (a member or its string value) to ``enum_cls`` at once, so a typo fails here.
-
-    Raises :class:`UnknownNameError` listing the valid values.
-    """
-    if isinstance(value, enum_cls):
-        return value
-    try:
-        return enum_cls(value)
-    except ValueError:
-        valid = ", ".join(repr(m.value) for m in enum_cls)
-        raise UnknownNameError(f"unknown {enum_cls.__name__.lower()} {value!r}; valid: {valid}") from None
+#: Version of the benchmark's computation (losses, test losses, training loop, data) and of a cell's
+#: schema. Bump it when a change makes earlier results incomparable or unreadable: it is part of
+#: every cell's hash, so old records are no longer found and cells are recomputed, while the old
+#: files stay on disk (the leaderboard reads the current version's records only). Version 2: an
+#: attack's own hyper-parameters (Top-k's k, Active's reduction) moved from ``params`` to
+#: ``attack_params``; no number changed.
+BENCHMARK_VERSION = "2"
 
 
 def _number(name: str, value: Any, *, integer: bool = False) -> Any:
@@ -74,14 +40,13 @@ class AttackParams:
 
     ``lr``: Adam learning rate. ``lam``: the penalty weight lambda. ``epochs``: passes over the
     training split; ``steps``, when set, caps the number of optimizer steps. ``batch_size``: images
-    per step (the paper: 8). ``k``: the top-k fraction (Top-k attack, 0.1).
+    per step (the paper: 8).
     Adversarial training (Shafahi et al. 2019, "free" AT kept during the manipulation): ``adv``
     turns it on, ``eps`` is the L-inf radius on [0, 1] inputs, ``replays`` the number m of replays
-    of each minibatch. ``active_reduction``: how the Active penalty reduces over grid positions,
-    "sum" (the paper's, so its lambdas apply) or "mean" (lambda independent of the grid size).
-    ``cooldown``: the fraction of the steps at the end over which the learning rate decays linearly
+    of each minibatch. ``cooldown``: the fraction of the steps at the end over which the learning rate decays linearly
     to 0 (0, the paper's, keeps it constant); a cooldown lets the accuracy settle after a large
-    learning rate. Floats are stored as floats so that ``lr=1`` and ``lr=1.0`` hash alike.
+    learning rate. An attack's own hyper-parameters (Top-k's ``k``, Active's reduction) are not
+    here: they are the attack's ``Params`` (:attr:`CellConfig.attack_params`). Floats are stored as floats so that ``lr=1`` and ``lr=1.0`` hash alike.
     """
 
     lr: float
@@ -89,16 +54,14 @@ class AttackParams:
     epochs: int = 1
     steps: int | None = None
     batch_size: int = 8
-    k: float = 0.1
     adv: bool = False
     eps: float = 0.0
     replays: int = 1
-    active_reduction: str = "sum"
     cooldown: float = 0.0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        for name in ("lr", "lam", "k", "eps", "cooldown"):
+        for name in ("lr", "lam", "eps", "cooldown"):
             set_(self, name, _number(name, getattr(self, name)))
         for name in ("epochs", "batch_size", "replays"):
             set_(self, name, _number(name, getattr(self, name), integer=True))
@@ -112,7 +75,6 @@ class AttackParams:
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs!r}"),
             (self.steps is None or self.steps >= 1, f"steps must be >= 1 or None, got {self.steps!r}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size!r}"),
-            (0 < self.k <= 1, f"k is the top-k fraction and must lie in (0, 1], got {self.k!r}"),
             (self.eps >= 0, f"eps must be >= 0, got {self.eps!r}"),
             (self.replays >= 1, f"replays must be >= 1, got {self.replays!r}"),
             (not self.adv or self.eps > 0, f"adversarial training (adv=True) needs eps > 0, got {self.eps}"),
@@ -141,33 +103,32 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _param_value(key: str, value: Any) -> Any:
+def _param_value(key: str, value: Any, what: str = "interpreter") -> Any:
     if isinstance(value, (list, tuple)):
-        return tuple(_param_value(key, v) for v in value)
+        return tuple(_param_value(key, v, what) for v in value)
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"interpreter parameter {key!r} must be finite, got {value!r}")
+        raise ConfigError(f"{what} parameter {key!r} must be finite, got {value!r}")
     if isinstance(value, Enum):
         return value.value
     if not isinstance(value, _SCALARS):
         raise ConfigError(
-            f"interpreter parameter {key!r} has a {type(value).__name__} value {value!r}; "
+            f"{what} parameter {key!r} has a {type(value).__name__} value {value!r}; "
             "use JSON scalars (str, int, float, bool, None) or lists of them"
         )
     return value
 
 
-def normalize_interpreter_params(params: Any) -> tuple[tuple[str, Any], ...]:
-    """A dict or pairs of interpreter keyword arguments as a sorted, hashable tuple of pairs."""
+def normalize_interpreter_params(params: Any, what: str = "interpreter") -> tuple[tuple[str, Any], ...]:
+    """A dict or pairs of keyword arguments (of an interpreter, or of an attack with
+    ``what="attack"``) as a sorted, hashable tuple of pairs."""
     items = params.items() if isinstance(params, dict) else params
     try:
-        pairs = [(str(k), _param_value(str(k), v)) for k, v in items]
+        pairs = [(str(k), _param_value(str(k), v, what)) for k, v in items]
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"interpreter_params must be a dict or (key, value) pairs, got {params!r}"
-        ) from None
+        raise ConfigError(f"{what}_params must be a dict or (key, value) pairs, got {params!r}") from None
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
-        raise ConfigError(f"interpreter_params has a repeated key: {sorted(keys)}")
+        raise ConfigError(f"{what}_params has a repeated key: {sorted(keys)}")
     return tuple(sorted(pairs))
 
 
@@ -175,55 +136,83 @@ def _jsonable(value: Any) -> Any:
     return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
 
 
+def _two_classes(attack: str) -> bool | None:
+    """Whether a registered attack needs two classes; None for a ``module:attr`` spec, which is not
+    imported here (a config read from a store imports nothing; its cells check it when they run)."""
+    if ":" in attack:
+        return None
+    from robustbench_interp.attacks import get_attack
+
+    return get_attack(attack).two_classes
+
+
+def _attack_params(attack: str, params: Any) -> tuple[tuple[str, Any], ...]:
+    """The attack's own hyper-parameters, validated and with defaults filled in for a registered attack."""
+    pairs = normalize_interpreter_params(params, what="attack")
+    if ":" in attack:
+        return pairs
+    from robustbench_interp.attacks import get_attack
+
+    return normalize_interpreter_params(get_attack(attack).params_dict(dict(pairs)), what="attack")
+
+
 @dataclass(frozen=True)
 class CellConfig:
     """One manipulation cell: fine-tune ``model`` of ``track`` with ``attack`` through ``interpreter``.
 
-    ``model`` is the base model's name (e.g. "vgg", "vgg-adv"); ``interpreter`` the attacking
-    interpreter's spec string (a registered name or "package.module:attr"); ``interpreter_params``
-    its keyword arguments as a sorted tuple of pairs (a dict is accepted and converted);
-    ``classes`` = (c1, c2) for the Active attack (required there, forbidden otherwise); ``version``
-    the benchmark computation version. Strings for ``track`` and ``attack`` are converted to the
-    enums at once.
+    ``track`` is a registered track's name; ``model`` the base model's name (e.g. "vgg",
+    "vgg-adv"); ``attack`` a registered attack's name or a "package.module:attr" spec;
+    ``interpreter`` the attacking interpreter's spec string (a registered name or
+    "package.module:attr"); ``interpreter_params`` and ``attack_params`` keyword arguments as
+    sorted tuples of pairs (dicts are accepted and converted; a registered attack's parameters are
+    validated and completed with its defaults); ``classes`` = (c1, c2) for a two-class attack
+    (Active: required there, forbidden otherwise); ``version`` the benchmark computation version.
+    Unknown track and attack names fail here, naming the close ones.
     """
 
-    track: Track
+    track: str
     model: str
-    attack: Attack
+    attack: str
     interpreter: str
     params: AttackParams
     interpreter_params: tuple[tuple[str, Any], ...] = ()
     seed: int = 0
     classes: tuple[int, int] | None = None
+    attack_params: tuple[tuple[str, Any], ...] = ()
     version: str = field(default=BENCHMARK_VERSION)
 
     def __post_init__(self) -> None:
+        from robustbench_interp.tracks import get_track
+
         set_ = object.__setattr__
-        set_(self, "track", as_enum(Track, self.track))
-        set_(self, "attack", as_enum(Attack, self.attack))
-        for name in ("model", "interpreter", "version"):
+        for name in ("track", "model", "attack", "interpreter", "version"):
             value = getattr(self, name)
+            value = getattr(value, "name", value) if name in ("track", "attack") else value
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
+            set_(self, name, value)
+        get_track(self.track)
         if isinstance(self.params, dict):
             set_(self, "params", AttackParams.from_dict(self.params))
         if not isinstance(self.params, AttackParams):
             raise ConfigError(f"params must be AttackParams (or its dict), got {type(self.params).__name__}")
         set_(self, "interpreter_params", normalize_interpreter_params(self.interpreter_params))
+        set_(self, "attack_params", _attack_params(self.attack, self.attack_params))
         set_(self, "seed", _number("seed", self.seed, integer=True))
         set_(self, "classes", self._check_classes())
 
     def _check_classes(self) -> tuple[int, int] | None:
-        if self.attack is not Attack.ACTIVE:
-            if self.classes is not None:
-                raise ConfigError(
-                    f"classes={self.classes!r} is only for the active attack, not {self.attack.value!r}; "
-                    "leave it None"
-                )
+        two = _two_classes(self.attack)
+        if self.classes is None and two is not True:
             return None
+        if two is False:
+            raise ConfigError(
+                f"classes={self.classes!r} is only for the active attack (or another two-class one), not "
+                f"{self.attack!r}; leave it None"
+            )
         if self.classes is None or len(self.classes) != 2:
             raise ConfigError(
-                f"the active attack needs classes=(c1, c2), got {self.classes!r} "
+                f"the {self.attack} attack needs classes=(c1, c2), got {self.classes!r} "
                 "(ImageNet: (386, 555), African elephant and fire truck)"
             )
         c1, c2 = (_number("classes", c, integer=True) for c in self.classes)
@@ -234,9 +223,10 @@ class CellConfig:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: enums as their values, interpreter_params as a dict (sorted keys)."""
         return {
-            "track": self.track.value,
+            "track": self.track,
             "model": self.model,
-            "attack": self.attack.value,
+            "attack": self.attack,
+            "attack_params": {k: _jsonable(v) for k, v in self.attack_params},
             "interpreter": self.interpreter,
             "interpreter_params": {k: _jsonable(v) for k, v in self.interpreter_params},
             "params": self.params.to_dict(),
@@ -265,7 +255,7 @@ class CellConfig:
     @property
     def label(self) -> str:
         """Human-readable name, e.g. ``"tiny-vgg-location-gradcam"`` (not unique; the id is)."""
-        parts = [self.track.value, self.model, self.attack.value, self.interpreter]
+        parts = [self.track, self.model, self.attack, self.interpreter]
         if self.classes is not None:
             parts.append(f"{self.classes[0]}v{self.classes[1]}")
         return "-".join(parts)

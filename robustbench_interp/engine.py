@@ -31,20 +31,14 @@ from robustbench_interp.attacks.finetune import (
     explain_checked,
     manipulate,
 )
-from robustbench_interp.config import Attack, CellConfig
+from robustbench_interp.attacks import get_attack
+from robustbench_interp.config import CellConfig
 from robustbench_interp.errors import InterpreterError, PluginImportError, RBIError
 from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.interpreters.base import Interpreter
 from robustbench_interp.metrics.accuracy import evaluate_accuracy
 from robustbench_interp.metrics.aopc import aopc_curve
-from robustbench_interp.metrics.fsr import fsr_by_class, fsr_summary
-from robustbench_interp.metrics.similarity import spearman, topk_intersection
-from robustbench_interp.metrics.test_losses import (
-    active_test_loss,
-    baseline_active_test_loss,
-    baseline_passive_test_loss,
-    passive_test_loss,
-)
+from robustbench_interp.metrics.scoring import score_maps
 from robustbench_interp.models import load_model, resolve_device
 from robustbench_interp.models.base import LoadedModel
 from robustbench_interp.store import Store, atomic_save_state_dict, load_state_dict_safe
@@ -89,49 +83,6 @@ def compute_maps(
         h = explain_checked(interpreter, model, xb, tb, layer, create_graph=False, grid=grid)
         maps.append(h.detach().float().cpu())
     return torch.cat(maps)
-
-
-def _similarity(h: Tensor, h0: Tensor, k: float) -> dict[str, float]:
-    return {
-        "spearman": float(spearman(h, h0).double().mean()),
-        "topk_intersection": float(topk_intersection(h, h0, k=k).double().mean()),
-    }
-
-
-def score_passive(
-    attack: Attack, h: Tensor, h0: Tensor, *, k: float = 0.1, labels: Tensor | None = None
-) -> dict[str, Any]:
-    """FSR, baseline FSR, per-image test losses and map similarity of a passive attack (SPEC 4);
-    with ``labels``, the FSR of each class too."""
-    t = passive_test_loss(attack, h, h0, k=k)
-    t0 = baseline_passive_test_loss(attack, h0, k=k)
-    by_class = {} if labels is None else {"fsr_by_class": fsr_by_class(t, labels, attack)}
-    return {
-        **fsr_summary(t, t0, attack),
-        **by_class,
-        **_similarity(h, h0, k),
-        "test_losses": t.double().tolist(),
-        "baseline_test_losses": t0.double().tolist(),
-        "grid": list(h.shape[1:]),
-    }
-
-
-def score_active(h1: Tensor, h2: Tensor, h01: Tensor, h02: Tensor, *, k: float = 0.1) -> dict[str, Any]:
-    """Active FSR for c1 and c2 (SPEC 4), their mean as ``fsr``, and the per-image test losses."""
-    t1, t2 = active_test_loss(h1, h2, h01, h02)
-    b1, b2 = baseline_active_test_loss(h01, h02)
-    c1 = fsr_summary(t1, b1, Attack.ACTIVE)
-    c2 = fsr_summary(t2, b2, Attack.ACTIVE)
-    sim = _similarity(torch.cat([h1, h2]), torch.cat([h01, h02]), k)
-    return {
-        "fsr": (c1["fsr"] + c2["fsr"]) / 2,
-        "baseline_fsr": (c1["baseline_fsr"] + c2["baseline_fsr"]) / 2,
-        "n": c1["n"],
-        "c1": {**c1, "test_losses": t1.double().tolist(), "baseline_test_losses": b1.double().tolist()},
-        "c2": {**c2, "test_losses": t2.double().tolist(), "baseline_test_losses": b2.double().tolist()},
-        **sim,
-        "grid": list(h1.shape[1:]),
-    }
 
 
 @dataclass
@@ -210,7 +161,7 @@ class Benchmark:
             return False
         record = self.store.get(cfg.cell_id) or {}
         stored = record.get("base_fingerprint")
-        if record.get("status") != "ok" or stored == self.fingerprint(cfg.track.value, cfg.model):
+        if record.get("status") != "ok" or stored == self.fingerprint(cfg.track, cfg.model):
             return True
         self.log(f"cell {cfg.label}: the base model's weights changed since it was computed; recomputing")
         self.store.drop_scores(cfg.cell_id)
@@ -259,7 +210,7 @@ class Benchmark:
 
     def manipulated(self, cfg: CellConfig) -> nn.Module:
         """The manipulated model of ``cfg``: from the store's weights cache, else computed and cached."""
-        base = self.base(cfg.track.value, cfg.model)
+        base = self.base(cfg.track, cfg.model)
         path = self.store.weights_path(cfg.cell_id)
         if path.exists():
             model = copy.deepcopy(base.model)
@@ -268,9 +219,10 @@ class Benchmark:
         raise LookupError(f"no manipulated weights for cell {cfg.label} ({cfg.cell_id}) at {path}")
 
     def _manipulate(self, cfg: CellConfig, interpreter: Interpreter) -> tuple[nn.Module, dict[str, Any]]:
-        base = self.base(cfg.track.value, cfg.model)
-        data = self.data(cfg.track.value)
-        fool = self.composites(cfg.track.value, cfg.classes, "train") if cfg.attack is Attack.ACTIVE else None
+        base = self.base(cfg.track, cfg.model)
+        data = self.data(cfg.track)
+        attack = get_attack(cfg.attack)
+        fool = self.composites(cfg.track, cfg.classes, "train") if attack.two_classes else None
 
         def report(step: int, total: int, losses: dict[str, float]) -> None:
             if self.progress is not None:
@@ -280,10 +232,11 @@ class Benchmark:
             base.model,
             base.target_layer,
             interpreter,
-            cfg.attack,
+            attack,
             cfg.params,
             data.train,
             fool,
+            attack_params=dict(cfg.attack_params),
             classes=cfg.classes,
             seed=cfg.seed,
             device=self.device,
@@ -304,18 +257,18 @@ class Benchmark:
 
     def eval_sets(self, cfg: CellConfig) -> list[tuple[str, Tensor, Tensor]]:
         """The evaluation data of a cell as ``(key, x, target)``: the validation images with their
-        labels (passive attacks), or the held-out composites with c1, then c2 (Active)."""
-        if cfg.attack is not Attack.ACTIVE:
-            data = self.data(cfg.track.value)
+        labels (passive attacks), or the held-out composites with c1, then c2 (two-class attacks)."""
+        if not get_attack(cfg.attack).two_classes:
+            data = self.data(cfg.track)
             return [("val", data.val_x, data.val_y)]
-        x = self.composites(cfg.track.value, cfg.classes, "heldout")
+        x = self.composites(cfg.track, cfg.classes, "heldout")
         c1, c2 = cfg.classes
         return [(f"active-{c1}-{c2}-{name}", x, torch.full((len(x),), c, dtype=torch.long))
                 for name, c in (("c1", c1), ("c2", c2))]
 
     def _reference_maps(self, cfg: CellConfig, interpreter: Interpreter, key: str, x: Tensor, t: Tensor) -> Tensor:
-        base = self.base(cfg.track.value, cfg.model)
-        cache_key = (cfg.track.value, cfg.model, interpreter.name, repr(interpreter), key)
+        base = self.base(cfg.track, cfg.model)
+        cache_key = (cfg.track, cfg.model, interpreter.name, repr(interpreter), key)
         if cache_key not in self._maps0:
             self._maps0[cache_key] = compute_maps(
                 interpreter, base.model, base.target_layer, x, t, batch_size=self.batch_size, device=self.device
@@ -327,7 +280,7 @@ class Benchmark:
     ) -> list[tuple[Tensor, Tensor]]:
         """``(h0, h)`` per evaluation set of ``cfg``: maps of the base model (cached) and of the
         manipulated ``model``, for the first ``limit`` images (all when None)."""
-        base = self.base(cfg.track.value, cfg.model)
+        base = self.base(cfg.track, cfg.model)
         layer = corresponding_module(base.model, model, base.target_layer)
         pairs = []
         for key, x, t in self.eval_sets(cfg):
@@ -339,19 +292,18 @@ class Benchmark:
 
     def score(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
         """Score ``interpreter`` on manipulated ``model`` of cell ``cfg`` against the base model."""
+        attack = get_attack(cfg.attack)
         pairs = self.maps_before_after(cfg, interpreter, model)
-        if cfg.attack is Attack.ACTIVE:
-            (h01, h1), (h02, h2) = pairs
-            return score_active(h1, h2, h01, h02, k=cfg.params.k)
-        ((h0, h),) = pairs
-        ((_key, _x, labels),) = self.eval_sets(cfg)
-        return score_passive(cfg.attack, h, h0, k=cfg.params.k, labels=labels)
+        h0 = tuple(p[0] for p in pairs)
+        h = tuple(p[1] for p in pairs)
+        labels = None if attack.two_classes else self.eval_sets(cfg)[0][2]
+        return score_maps(attack, h, h0, attack.make_params(dict(cfg.attack_params)), labels=labels)
 
     def _aopc(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
         """AOPC (most relevant first) of w0 with its maps and of w* with its own and with w0's maps."""
-        if self.aopc_size <= 0 or cfg.attack is Attack.ACTIVE:
+        if self.aopc_size <= 0 or get_attack(cfg.attack).two_classes:
             return {}
-        base = self.base(cfg.track.value, cfg.model)
+        base = self.base(cfg.track, cfg.model)
         (_key, x, y), = self.eval_sets(cfg)
         n = min(self.aopc_size, len(x))
         x, y = x[:n].to(self.device), y[:n].to(self.device)
@@ -378,7 +330,7 @@ class Benchmark:
                     f"interpreter {cfg.interpreter!r} declares itself non-differentiable: it gets transfer "
                     "cells only (scored on models manipulated through other interpreters)"
                 )
-            track, name = cfg.track.value, cfg.model
+            track, name = cfg.track, cfg.model
             before = self.accuracy(track, name)
             started = time.perf_counter()
             model, summary = self._manipulate(cfg, interpreter)
@@ -397,7 +349,7 @@ class Benchmark:
         except (InterpreterError, PluginImportError) as exc:
             self.log(f"cell {cfg.label} failed: {exc}")
             return self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}")
-        record = self.store.put(cfg, metrics, base_fingerprint=self.fingerprint(cfg.track.value, cfg.model))
+        record = self.store.put(cfg, metrics, base_fingerprint=self.fingerprint(cfg.track, cfg.model))
         self.store.put_score(cfg.cell_id, cfg.interpreter, adaptive, interpreter_params=cfg.interpreter_params)
         return record
 

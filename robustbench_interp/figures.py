@@ -14,7 +14,8 @@ from pathlib import Path
 import torch.nn.functional as F
 from torch import Tensor
 
-from robustbench_interp.config import Attack, CellConfig
+from robustbench_interp.attacks import attack_order, get_attack, safe_name
+from robustbench_interp.config import CellConfig
 from robustbench_interp.engine import Benchmark
 from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.metrics.heatmaps import normalize
@@ -33,7 +34,7 @@ def _cell_maps(bench: Benchmark, cfg: CellConfig) -> tuple[Tensor, Tensor, Tenso
     interp = get_interpreter(cfg.interpreter, **dict(cfg.interpreter_params))
     (_key, x, _target), *_ = bench.eval_sets(cfg)
     (h0, h1), *_ = bench.maps_before_after(cfg, interp, bench.manipulated(cfg), limit=N_IMAGES)
-    what = f"class {cfg.classes[0]}" if cfg.attack is Attack.ACTIVE else "true class"
+    what = f"class {cfg.classes[0]}" if get_attack(cfg.attack).two_classes else "true class"
     return x[:N_IMAGES], h0, h1, what
 
 
@@ -52,8 +53,8 @@ def draw_figures(bench: Benchmark, cells: Sequence[CellConfig], scorers: Sequenc
 
     out = Path(out_dir)
     written: dict[str, Path] = {}
-    for attack in Attack:
-        group = [c for c in cells if c.attack is attack]
+    for attack in attack_order(c.attack for c in cells):
+        group = [c for c in cells if c.attack == attack]
         if not group:
             continue
         rows = []
@@ -80,12 +81,12 @@ def draw_figures(bench: Benchmark, cells: Sequence[CellConfig], scorers: Sequenc
                     if r == 0:
                         ax.set_title(title, fontsize=7)
             axes[r][0].set_ylabel(f"{cfg.model}\n{cfg.interpreter}", fontsize=7)
-        fig.suptitle(f"{group[0].track.value}: {attack.value} fooling, adaptive maps ({rows[0][4]})", fontsize=9)
+        fig.suptitle(f"{group[0].track}: {attack} fooling, adaptive maps ({rows[0][4]})", fontsize=9)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the title
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
-        path = out / f"fig_{attack.value}.png"
+        path = out / f"fig_{safe_name(attack)}.png"
         atomic_write_bytes(path, buf.getvalue())
         written[path.name] = path
     return written

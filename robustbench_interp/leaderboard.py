@@ -42,18 +42,19 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from robustbench_interp.config import Attack
+from robustbench_interp.attacks import attack_order
+from robustbench_interp.config import BENCHMARK_VERSION
 from robustbench_interp.errors import RBIError
 from robustbench_interp.store import Store, atomic_write_text
 
-ATTACK_ORDER = [a.value for a in Attack]
 #: Top-1 points a manipulation may cost and still count as fooling a working model.
 MAX_TOP1_DROP = 5.0
 DAGGER = "\u2020"
 
 
 def _attack_key(series: pd.Series) -> pd.Series:
-    return series.map({a: i for i, a in enumerate(ATTACK_ORDER)}).fillna(len(ATTACK_ORDER))
+    order = {a: i for i, a in enumerate(attack_order(series.unique()))}
+    return series.map(order)
 
 
 def scores_frame(store: Store, track: str) -> pd.DataFrame:
@@ -61,7 +62,7 @@ def scores_frame(store: Store, track: str) -> pd.DataFrame:
     df = store.scores_dataframe()
     if df.empty:
         return df
-    df = df[(df["status"] == "ok") & (df.get("track") == track)].copy()
+    df = df[(df["status"] == "ok") & (df.get("track") == track) & (df.get("version") == BENCHMARK_VERSION)].copy()
     if df.empty:
         return df
     df["adaptive"] = df["attacking_interpreter"] == df["scored_interpreter"]
@@ -83,7 +84,7 @@ def with_accuracy(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
 
 def cells_frame(store: Store, track: str) -> pd.DataFrame:
     """One row per ok cell record of ``track``."""
-    df = store.to_dataframe(track=track)
+    df = store.to_dataframe(track=track, version=BENCHMARK_VERSION)
     if df.empty:
         return df
     return df[df["status"] == "ok"].copy()
@@ -131,7 +132,8 @@ def accuracy_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         rows.append({"attack": row["attack"], "interpreter": row["interpreter"], "model": row["model"],
                      "top1": row.get("accuracy_after.top1"), "top5": row.get("accuracy_after.top5")})
     df = pd.DataFrame(rows)
-    order = {"baseline": -1, **{a: i for i, a in enumerate(ATTACK_ORDER)}}
+    attacks = attack_order(a for a in df["attack"].unique() if a != "baseline")
+    order = {**{a: i for i, a in enumerate(attacks)}, "baseline": -1}
     df["_order"] = df["attack"].map(order)
     df = df.sort_values(["_order", "interpreter", "model"]).drop(columns="_order")
     numbers = df.pivot_table(index=["attack", "interpreter"], columns="model", values=["top1", "top5"], sort=False)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from robustbench_interp.config import Attack
 
 DEFAULT_STORE = os.environ.get("RBI_STORE", "results")
 
@@ -22,8 +21,8 @@ OPTIONS: list[Option] = [
     ("--models", dict(default=None, dest="rbi_models", metavar="M1,M2",
                       help="comma-separated base models (default: the track's standard models)")),
     ("--attacks", dict(default=None, dest="rbi_attacks", metavar="A1,A2",
-                       help="comma-separated attacks among " + ", ".join(a.value for a in Attack)
-                            + " (default: all)")),
+                       help="comma-separated attacks: registered names or 'package.module:attr' specs "
+                            "(default: the benchmark's four; `rbi list` shows every registered one)")),
     ("--device", dict(default="cpu", dest="rbi_device", help="cpu, cuda or cuda:N (default: cpu)")),
     ("--store", dict(default=DEFAULT_STORE, dest="rbi_store",
                      help="results store folder (default: ./results or $RBI_STORE)")),
@@ -60,8 +59,11 @@ def selected_models(track: str, value: str | None) -> list[str]:
 
 
 def selected_attacks(value: str | None) -> list[str]:
-    """The ``--attacks`` selection, or every attack."""
-    return split_list(value) or [a.value for a in Attack]
+    """The ``--attacks`` selection (a typo'd name fails here, naming the close ones), or the
+    benchmark's standard attacks (a plug-in attack runs when named)."""
+    from robustbench_interp.attacks import check_attack_names, standard_attacks
+
+    return check_attack_names(split_list(value) or []) or standard_attacks()
 
 
 def overrides(lr: float | None, lam: float | None, steps: int | None, cooldown: float | None = None

@@ -124,12 +124,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     attack = mark.args[0]
     if "rbi_cell" in names:
         cells = suite.cells(attack, suite.interpreters())
-        metafunc.parametrize("rbi_cell", cells, ids=[f"{c.track.value}-{c.model}-{c.interpreter}" for c in cells])
+        metafunc.parametrize("rbi_cell", cells, ids=[f"{c.track}-{c.model}-{c.interpreter}" for c in cells])
     if "rbi_transfer" in names:
         pairs = [(cell, spec) for cell in suite.cells(attack, list(TRANSFER_ATTACKERS))
                  for spec in suite.interpreters() if spec != cell.interpreter]
         metafunc.parametrize("rbi_transfer", pairs,
-                             ids=[f"{c.track.value}-{c.model}-{c.interpreter}-to-{s}" for c, s in pairs])
+                             ids=[f"{c.track}-{c.model}-{c.interpreter}-to-{s}" for c, s in pairs])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -68,7 +68,7 @@ def committed_scores(leaderboard_dir: str | Path, track: str) -> pd.DataFrame:
 
 def _committed_row(committed: pd.DataFrame, cfg: CellConfig, scored: str) -> pd.Series | None:
     rows = committed[
-        (committed["model"] == cfg.model) & (committed["attack"] == cfg.attack.value)
+        (committed["model"] == cfg.model) & (committed["attack"] == cfg.attack)
         & (committed["attacking_interpreter"] == cfg.interpreter) & (committed["scored_interpreter"] == scored)
     ]
     return None if rows.empty else rows.iloc[0]
@@ -92,7 +92,7 @@ def compare_cell(
     tolerances: dict[str, float],
 ) -> list[dict[str, Any]]:
     """Report lines comparing one recomputed cell (its record and scores) with the committed rows."""
-    label = f"{cfg.model}/{cfg.attack.value}/{cfg.interpreter}"
+    label = f"{cfg.model}/{cfg.attack}/{cfg.interpreter}"
     if record.get("status") != "ok":
         return [_line(label, f"cell ({record.get('reason', 'failed')})", None, None, 0.0)]
     metrics = record["metrics"]

@@ -1,4 +1,4 @@
-"""The cell config: enums that fail at the door, validation, a stable hash, a JSON round trip."""
+"""The cell config: names that fail at the door, validation, a stable hash, a JSON round trip."""
 
 from __future__ import annotations
 
@@ -9,15 +9,10 @@ import sys
 
 import pytest
 
-from robustbench_interp.config import (
-    BENCHMARK_VERSION,
-    Attack,
-    AttackParams,
-    CellConfig,
-    Track,
-    as_enum,
-)
+from robustbench_interp.attacks import get_attack
+from robustbench_interp.config import BENCHMARK_VERSION, AttackParams, CellConfig
 from robustbench_interp.errors import ConfigError, UnknownNameError
+from robustbench_interp.tracks import get_track
 
 
 def make(**overrides) -> CellConfig:
@@ -29,18 +24,20 @@ def make(**overrides) -> CellConfig:
     return CellConfig(**kwargs)
 
 
-def test_as_enum_accepts_strings_and_members_and_lists_valid_values_on_a_typo():
-    assert as_enum(Attack, "topk") is Attack.TOPK
-    assert as_enum(Track, Track.IMAGENET) is Track.IMAGENET
+def test_names_resolve_through_the_registries_and_a_typo_lists_the_close_names():
+    assert get_attack("topk").name == "topk" and get_attack(get_attack("topk")) is get_attack("topk")
+    assert get_track(get_track("imagenet")).name == "imagenet"
     with pytest.raises(UnknownNameError, match="'center_mass'") as info:
-        as_enum(Attack, "centre_mass")
+        get_attack("centre_mass")
     assert "centre_mass" in str(info.value)
     assert isinstance(info.value, ConfigError)
+    with pytest.raises(UnknownNameError, match="'center_mass'"):
+        make(attack="centre_mass")
 
 
 @pytest.mark.parametrize(
     "field,value,match",
-    [("lr", 0.0, "lr"), ("lr", -1e-6, "lr"), ("lam", -1.0, "lam"), ("k", 0.0, "k"), ("k", 1.5, "k"),
+    [("lr", 0.0, "lr"), ("lr", -1e-6, "lr"), ("lam", -1.0, "lam"),
      ("epochs", 0, "epochs"), ("batch_size", 0, "batch_size"), ("steps", 0, "steps"),
      ("lr", float("nan"), "lr"), ("epochs", 1.5, "epochs"), ("replays", 0, "replays"), ("adv", 1, "adv"),
      ("cooldown", 1.0, "cooldown"), ("cooldown", -0.1, "cooldown")],
@@ -52,6 +49,21 @@ def test_attack_params_reject_bad_values_naming_them(field, value, match):
     assert repr(value) in str(info.value) or str(value) in str(info.value)
 
 
+@pytest.mark.parametrize("attack,params,match", [("topk", {"k": 0.0}, "k"), ("topk", {"k": 1.5}, "k"),
+                                                 ("active", {"reduction": "max"}, "reduction"),
+                                                 ("topk", {"kk": 0.1}, "Did you mean 'k'")])
+def test_an_attacks_own_parameters_are_validated_naming_the_bad_value(attack, params, match):
+    classes = (0, 1) if attack == "active" else None
+    with pytest.raises(ConfigError, match=match):
+        make(attack=attack, attack_params=params, classes=classes)
+
+
+def test_an_attacks_parameters_are_completed_with_its_defaults():
+    assert make(attack="topk").attack_params == (("k", 0.1),)
+    assert make(attack="topk").cell_id == make(attack="topk", attack_params={"k": 0.1}).cell_id
+    assert make().attack_params == ()
+
+
 def test_adversarial_training_needs_a_radius():
     with pytest.raises(ConfigError, match="eps"):
         AttackParams(lr=1e-6, lam=1.0, adv=True)
@@ -61,7 +73,7 @@ def test_adversarial_training_needs_a_radius():
 
 def test_strings_become_enums_and_numbers_are_canonical():
     c = make()
-    assert c.track is Track.TINY and c.attack is Attack.LOCATION
+    assert c.track == "tiny" and c.attack == "location"
     as_ints, as_floats = AttackParams(lr=1, lam=1), AttackParams(lr=1.0, lam=1.0)
     assert make(params=as_ints).cell_id == make(params=as_floats).cell_id
     assert c.version == BENCHMARK_VERSION
@@ -101,11 +113,11 @@ def test_equal_configs_have_equal_ids_and_any_change_gives_a_different_id():
     int(base.cell_id, 16)
     variants = [
         make(track="imagenet"), make(model="vgg-adv"), make(attack="topk"), make(interpreter="lrp_t"),
-        make(interpreter_params={"eps": 0.01}), make(seed=1), make(version="2"),
+        make(interpreter_params={"eps": 0.01}), make(seed=1), make(version=BENCHMARK_VERSION + ".1"),
         make(params=AttackParams(lr=2e-4, lam=1.0, epochs=2)),
         make(params=AttackParams(lr=1e-4, lam=0.5, epochs=2)),
         make(params=AttackParams(lr=1e-4, lam=1.0, epochs=3)),
-        make(params=AttackParams(lr=1e-4, lam=1.0, epochs=2, k=0.2)),
+        make(attack="topk", attack_params={"k": 0.2}),
         make(params=AttackParams(lr=1e-4, lam=1.0, epochs=2, adv=True, eps=0.01)),
         make(params=AttackParams(lr=1e-4, lam=1.0, epochs=2, batch_size=8, cooldown=0.4)),
         make(attack="active", classes=(0, 1)), make(attack="active", classes=(1, 0)),

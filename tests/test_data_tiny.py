@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from robustbench_interp.data import DEFAULT_ACTIVE_CLASSES, get_composites, get_dataset
+from robustbench_interp.data import get_composites, get_dataset
+from robustbench_interp.tracks import get_track
 from robustbench_interp.data.composites import tiny_composites
 from robustbench_interp.data.tiny import CLASSES, NUM_CLASSES, render, rng_for, tiny_split
 from robustbench_interp.errors import ConfigError, UnknownNameError
@@ -145,7 +146,7 @@ def test_get_dataset_api():
 
 
 def test_composites_hold_one_object_of_each_class_in_different_quadrants():
-    c1, c2 = DEFAULT_ACTIVE_CLASSES["tiny"]
+    c1, c2 = get_track("tiny").active_classes
     comp = tiny_composites(c1, c2, "heldout", n=40)
     image, m1, m2 = comp[0]
     assert image.shape == (3, 64, 64) and m1.shape == m2.shape == (64, 64)
@@ -168,7 +169,7 @@ def test_composites_hold_one_object_of_each_class_in_different_quadrants():
 
 
 def test_composite_parts_differ_and_bad_classes_fail():
-    c1, c2 = DEFAULT_ACTIVE_CLASSES["tiny"]
+    c1, c2 = get_track("tiny").active_classes
     train_part = tiny_composites(c1, c2, "train", n=10)
     heldout = tiny_composites(c1, c2, "heldout", n=10)
     assert not torch.allclose(train_part.images, heldout.images)
@@ -179,3 +180,10 @@ def test_composite_parts_differ_and_bad_classes_fail():
         tiny_composites(c1, 99, "train", n=4)
     with pytest.raises(ConfigError, match="part"):
         tiny_composites(c1, c2, "test", n=4)
+
+
+def test_the_tiny_active_pair_is_triangle_and_cross():
+    from robustbench_interp.data.tiny import CLASSES
+
+    c1, c2 = get_track("tiny").active_classes
+    assert (CLASSES[c1], CLASSES[c2]) == ("triangle", "cross")

@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from robustbench_interp.attacks.finetune import lr_factor, manipulate
-from robustbench_interp.config import Attack, AttackParams
+from robustbench_interp.config import AttackParams
 from robustbench_interp.interpreters import get_interpreter
 
 
@@ -26,5 +26,5 @@ def test_the_loop_steps_with_the_scheduled_learning_rate(cooldown, expected):
                         nn.Linear(4, 3))
     data = TensorDataset(torch.rand(8, 3, 8, 8), torch.arange(8) % 3)
     params = AttackParams(lr=1e-2, lam=1.0, steps=4, batch_size=8, cooldown=cooldown)
-    result = manipulate(net, None, get_interpreter("simplegrad"), Attack.LOCATION, params, data)
+    result = manipulate(net, None, get_interpreter("simplegrad"), "location", params, data)
     assert [r["lr"] / params.lr for r in result.history] == pytest.approx(expected)

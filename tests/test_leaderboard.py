@@ -25,14 +25,14 @@ def store(tmp_path) -> Store:
     store = Store(tmp_path / "store")
     cells = build_grid("tiny", ["vgg"], ["location", "topk"], ["gradcam", "lrp_t"], overrides={"steps": 1})
     for cfg in cells:
-        if not any(k[:2] == (cfg.attack.value, cfg.interpreter) for k in FSR):
+        if not any(k[:2] == (cfg.attack, cfg.interpreter) for k in FSR):
             store.put_failed(cfg, "RuntimeError: skipped in this test")
             continue
         drop = 1.5 if cfg.interpreter == "gradcam" else 0.5
         store.put(cfg, {"accuracy_before": {"top1": 95.0, "top5": 99.0},
                         "accuracy_after": {"top1": 95.0 - drop, "top5": 98.0}, "top1_drop": drop, "top5_drop": 1.0})
         for (attack, attacker, scored), (fsr, base) in FSR.items():
-            if (attack, attacker) == (cfg.attack.value, cfg.interpreter):
+            if (attack, attacker) == (cfg.attack, cfg.interpreter):
                 store.put_score(cfg.cell_id, scored, {"fsr": fsr, "baseline_fsr": base, "n": 10,
                                                       "fsr_ci": [fsr - 5, fsr + 5]})
     return store

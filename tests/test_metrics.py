@@ -9,14 +9,14 @@ from scipy import stats
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from robustbench_interp.attacks import get_attack, standard_attacks
+from robustbench_interp.attacks.active import active_test_loss
+from robustbench_interp.attacks.center_mass import center_mass_test_loss
+from robustbench_interp.attacks.location import location_loss as location_test_loss
+from robustbench_interp.attacks.topk import topk_loss as topk_test_loss
 from robustbench_interp.errors import ConfigError, UnknownNameError
 from robustbench_interp.metrics import (
-    SUCCESS_INTERVALS,
-    active_test_loss,
     aopc_curve,
-    baseline_active_test_loss,
-    baseline_passive_test_loss,
-    center_mass_test_loss,
     center_of_mass,
     evaluate_accuracy,
     fooling_success_rate,
@@ -24,15 +24,15 @@ from robustbench_interp.metrics import (
     fsr_confidence_interval,
     fsr_summary,
     location_mask,
-    location_test_loss,
     normalize,
-    passive_test_loss,
     spearman,
     topk_correct,
     topk_intersection,
     topk_mask,
-    topk_test_loss,
 )
+
+#: The built-in attacks by name (their success intervals and test losses).
+A = {name: get_attack(name) for name in standard_attacks()}
 
 
 def rand_maps(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -108,7 +108,7 @@ def test_location_test_loss_of_the_mask_is_zero_and_of_its_complement_large():
     assert location_test_loss((1 - m)[None]).item() == pytest.approx(1.0, abs=1e-6)
     t = location_test_loss(torch.stack([m, 1 - m]))
     assert t.shape == (2,)
-    assert fooling_success_rate(t, "location") == 50.0
+    assert fooling_success_rate(t, A["location"]) == 50.0
 
 
 def test_topk_test_loss_of_the_original_map_is_the_mean_of_its_top_values():
@@ -120,7 +120,7 @@ def test_topk_test_loss_of_the_original_map_is_the_mean_of_its_top_values():
     # a manipulated map that is zero on the original top-k positions succeeds completely
     moved = torch.where(topk_mask(normalize(h0)), torch.zeros_like(h0), h0.abs() + 1)
     assert topk_test_loss(moved, h0).abs().max() < 1e-7
-    torch.testing.assert_close(baseline_passive_test_loss("topk", h0), t)
+    torch.testing.assert_close(get_attack("topk").test_losses_of((h0,), (h0,), get_attack("topk").make_params())[0], t)
 
 
 def test_center_mass_test_loss_is_one_for_opposite_corners_and_in_unit_range():
@@ -132,7 +132,7 @@ def test_center_mass_test_loss_is_one_for_opposite_corners_and_in_unit_range():
     a, b = rand_maps(64, 7, 7, seed=1), rand_maps(64, 7, 7, seed=2)
     t = center_mass_test_loss(a, b)
     assert t.shape == (64,) and (t >= 0).all() and (t <= 1).all()
-    assert baseline_passive_test_loss("center_mass", a).abs().max() < 1e-6
+    assert get_attack("center_mass").test_losses_of((a,), (a,), None)[0].abs().max() < 1e-6
 
 
 def test_center_mass_test_loss_does_not_depend_on_resolution():
@@ -159,27 +159,30 @@ def test_active_test_loss_is_two_for_swapped_maps_and_zero_for_identical_maps():
     assert t1.item() == pytest.approx(0.0) and t2.item() == pytest.approx(0.0)
     t1, t2 = active_test_loss(h0_c1, h0_c2, h0_c1, h0_c2)  # unchanged model: s0(c1, c2) - 1 = -2
     assert t1.item() == pytest.approx(-2.0) and t2.item() == pytest.approx(-2.0)
-    assert fooling_success_rate(torch.tensor([2.0]), "active") == 100.0
+    assert fooling_success_rate(torch.tensor([2.0]), A["active"]) == 100.0
 
 
 def test_baseline_active_test_loss_is_s0_minus_one_and_never_succeeds():
     h0_c1, h0_c2 = rand_maps(8, 6, 6, seed=3).abs(), rand_maps(8, 6, 6, seed=4).abs()
-    t1, t2 = baseline_active_test_loss(h0_c1, h0_c2)
+    t1, t2 = get_attack("active").test_losses_of((h0_c1, h0_c2), (h0_c1, h0_c2), None)
     s = spearman(normalize(h0_c1), normalize(h0_c2))
     torch.testing.assert_close(t1, s - 1)
     torch.testing.assert_close(t2, s - 1)
-    assert fooling_success_rate(t1, "active") == 0.0
+    assert fooling_success_rate(t1, A["active"]) == 0.0
 
 
-def test_passive_dispatcher_matches_the_individual_losses_and_rejects_active():
+def test_each_attacks_test_loss_is_its_own_formula_and_a_typo_names_the_attack():
     h, h0 = rand_maps(4, 8, 8, seed=5), rand_maps(4, 8, 8, seed=6)
-    torch.testing.assert_close(passive_test_loss("location", h, h0), location_test_loss(h))
-    torch.testing.assert_close(passive_test_loss("topk", h, h0, k=0.2), topk_test_loss(h, h0, 0.2))
-    torch.testing.assert_close(passive_test_loss("center_mass", h, h0), center_mass_test_loss(h, h0))
-    with pytest.raises(UnknownNameError, match="active_test_loss"):
-        passive_test_loss("active", h, h0)
+    loss = {name: get_attack(name) for name in ("location", "topk", "center_mass")}
+    torch.testing.assert_close(loss["location"].test_losses_of((h,), (h0,), None)[0], location_test_loss(h))
+    torch.testing.assert_close(loss["topk"].test_losses_of((h,), (h0,), loss["topk"].make_params({"k": 0.2}))[0],
+                               topk_test_loss(h, h0, 0.2))
+    torch.testing.assert_close(loss["center_mass"].test_losses_of((h,), (h0,), None)[0],
+                               center_mass_test_loss(h, h0))
+    t1, t2 = get_attack("active").test_losses_of((h, h0), (h0, h), None)
+    torch.testing.assert_close((t1, t2), active_test_loss(h, h0, h0, h))
     with pytest.raises(UnknownNameError, match="location"):
-        passive_test_loss("locaton", h, h0)
+        get_attack("locaton")
 
 
 def test_test_losses_reject_maps_of_different_shapes():
@@ -192,16 +195,17 @@ def test_test_losses_reject_maps_of_different_shapes():
 
 def test_fsr_counts_boundary_values_as_inside():
     assert fooling_success_rate(torch.tensor([0.0, 0.2, 0.2000001, 0.5]), (0.0, 0.2)) == 50.0
-    for name, (lo, hi) in SUCCESS_INTERVALS.items():
-        assert fooling_success_rate([lo, hi], name) == 100.0
-        assert fooling_success_rate([lo - 1e-6, hi + 1e-6], name) == 0.0
-    assert fooling_success_rate(torch.tensor([float("nan"), 0.1]), "location") == 50.0
-    assert fooling_success_rate(torch.tensor([0.2, 0.3], dtype=torch.float32), "location") == 50.0
-    assert fooling_success_rate(torch.tensor([0.1, 1.0], dtype=torch.float32), "center_mass") == 100.0
+    for name in standard_attacks():
+        lo, hi = A[name].success_interval
+        assert fooling_success_rate([lo, hi], A[name]) == 100.0
+        assert fooling_success_rate([lo - 1e-6, hi + 1e-6], A[name]) == 0.0
+    assert fooling_success_rate(torch.tensor([float("nan"), 0.1]), A["location"]) == 50.0
+    assert fooling_success_rate(torch.tensor([0.2, 0.3], dtype=torch.float32), A["location"]) == 50.0
+    assert fooling_success_rate(torch.tensor([0.1, 1.0], dtype=torch.float32), A["center_mass"]) == 100.0
 
 
 def test_success_intervals_are_the_papers():
-    assert SUCCESS_INTERVALS == {
+    assert {name: A[name].success_interval for name in standard_attacks()} == {
         "location": (0.0, 0.2), "topk": (0.0, 0.3), "center_mass": (0.1, 1.0), "active": (0.5, 2.0)
     }
 
@@ -220,13 +224,13 @@ def test_wilson_interval_matches_the_closed_form_and_stays_in_range():
 def test_fsr_by_class_splits_the_successes_by_label():
     t = torch.tensor([0.1, 0.5, 0.0, 0.1, 0.9])  # location: success iff t <= 0.2
     labels = torch.tensor([3, 3, 7, 7, 7])
-    assert fsr_by_class(t, labels, "location") == {"3": 50.0, "7": pytest.approx(200 / 3)}
+    assert fsr_by_class(t, labels, A["location"]) == {"3": 50.0, "7": pytest.approx(200 / 3)}
     with pytest.raises(ConfigError, match="one label per test loss"):
-        fsr_by_class(t, labels[:2], "location")
+        fsr_by_class(t, labels[:2], A["location"])
 
 
 def test_fsr_summary_reports_fsr_and_baseline_as_plain_numbers():
-    summary = fsr_summary(torch.tensor([0.1, 0.3, 0.15, 0.9]), torch.tensor([0.9, 0.9, 0.1, 0.8]), "location")
+    summary = fsr_summary(torch.tensor([0.1, 0.3, 0.15, 0.9]), torch.tensor([0.9, 0.9, 0.1, 0.8]), A["location"])
     assert summary["fsr"] == 50.0 and summary["baseline_fsr"] == 25.0 and summary["n"] == 4
     assert all(isinstance(v, (int, float, list)) for v in summary.values())
     assert summary["fsr_ci"][0] < 50.0 < summary["fsr_ci"][1]

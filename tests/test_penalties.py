@@ -5,21 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustbench_interp.attacks.penalties import (
-    active_penalty,
-    center_mass_penalty,
-    location_penalty,
-    topk_penalty,
-)
+from robustbench_interp.attacks import get_attack
+from robustbench_interp.attacks.active import active_penalty
+from robustbench_interp.attacks.center_mass import center_mass_penalty, center_mass_test_loss
+from robustbench_interp.attacks.location import location_loss as location_test_loss
+from robustbench_interp.attacks.location import location_penalty
+from robustbench_interp.attacks.topk import topk_loss as topk_test_loss
+from robustbench_interp.attacks.topk import topk_penalty
 from robustbench_interp.errors import ConfigError
 from robustbench_interp.metrics import (
-    center_mass_test_loss,
     fooling_success_rate,
     location_mask,
-    location_test_loss,
     normalize,
     topk_mask,
-    topk_test_loss,
 )
 
 
@@ -114,7 +112,7 @@ def test_minimising_a_passive_penalty_makes_its_test_loss_succeed(name):
         opt.step()
     t = {"location": lambda: location_test_loss(h), "topk": lambda: topk_test_loss(h, h0),
          "center_mass": lambda: center_mass_test_loss(h, h0)}[name]()
-    assert fooling_success_rate(t, name) == 100.0
+    assert fooling_success_rate(t, get_attack(name)) == 100.0
 
 
 

@@ -73,13 +73,12 @@ def test_resume_reports_existing_cells_as_done_and_failed_cells_per_policy(tmp_p
 
 
 def test_records_filter_by_config_fields_and_enums(tmp_path):
-    from robustbench_interp.config import Attack
 
     store = Store(tmp_path)
     store.put(cell(attack="topk"), {"fsr": 1.0})
     store.put(cell(attack="location"), {"fsr": 2.0})
     store.put(cell(attack="location", model="resnet"), {"fsr": 3.0})
-    assert sorted(r["metrics"]["fsr"] for r in store.records(attack=Attack.LOCATION)) == [2.0, 3.0]
+    assert sorted(r["metrics"]["fsr"] for r in store.records(attack="location")) == [2.0, 3.0]
     assert [r["metrics"]["fsr"] for r in store.records(attack="location", model="resnet")] == [3.0]
     store.put(cell(attack="active", classes=(386, 555)), {"fsr": 4.0})
     assert [r["metrics"]["fsr"] for r in store.records(classes=(386, 555))] == [4.0]

@@ -16,20 +16,16 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from robustbench_interp.attacks.penalties import (
-    active_penalty,
-    center_mass_penalty,
-    location_penalty,
-    topk_penalty,
-)
-from robustbench_interp.config import Attack, AttackParams
-from robustbench_interp.errors import InterpreterError
+from robustbench_interp.attacks.base import Attack
+from robustbench_interp.config import AttackParams
+from robustbench_interp.errors import ConfigError, InterpreterError
 from robustbench_interp.interpreters.base import Interpreter, capture_output, check_map
 from robustbench_interp.models.adversarial import FreePerturbation
 
@@ -96,35 +92,25 @@ class _Penalty:
         interpreter: Interpreter,
         model0: nn.Module,
         layer0: nn.Module | None,
-        params: AttackParams,
+        attack_params: Any,
         classes: tuple[int, int] | None,
     ) -> None:
-        self.attack, self.interpreter, self.params, self.classes = attack, interpreter, params, classes
+        self.attack, self.interpreter, self.attack_params, self.classes = attack, interpreter, attack_params, classes
         self.model0, self.layer0 = model0, layer0
         self.grid: tuple[int, int] | None = None
 
-    def _reference(self, x: Tensor, target: Tensor) -> Tensor:
-        return explain_checked(self.interpreter, self.model0, x, target, self.layer0, create_graph=False,
-                               grid=self.grid).detach()
+    def _maps(self, model: nn.Module, layer: nn.Module | None, x: Tensor, target: Tensor, *, graph: bool) -> Tensor:
+        h = explain_checked(self.interpreter, model, x, target, layer, create_graph=graph, grid=self.grid)
+        return h if graph else h.detach()
 
     def __call__(self, model: nn.Module, layer: nn.Module | None, x: Tensor, y: Tensor) -> Tensor:
         if self.grid is None:
             self.grid = expected_grid(self.interpreter, self.model0, self.layer0, x)
-
-        def explain(target: Tensor) -> Tensor:
-            return explain_checked(self.interpreter, model, x, target, layer, create_graph=True, grid=self.grid)
-
-        if self.attack is Attack.LOCATION:
-            return location_penalty(explain(y))
-        if self.attack is Attack.TOPK:
-            return topk_penalty(explain(y), self._reference(x, y), k=self.params.k)
-        if self.attack is Attack.CENTER_MASS:
-            return center_mass_penalty(explain(y), self._reference(x, y))
-        assert self.classes is not None, "Active fooling needs its two classes"
-        t1 = torch.full_like(y, self.classes[0])
-        t2 = torch.full_like(y, self.classes[1])
-        return active_penalty(explain(t1), explain(t2), self._reference(x, t1), self._reference(x, t2),
-                              reduction=self.params.active_reduction)  # type: ignore[arg-type]
+        targets = self.attack.targets(y, self.classes)
+        h = tuple(self._maps(model, layer, x, t, graph=True) for t in targets)
+        h0 = (tuple(self._maps(self.model0, self.layer0, x, t, graph=False) for t in targets)
+              if self.attack.uses_reference else None)
+        return self.attack.penalty_of(h, h0, self.attack_params)
 
 
 def lr_factor(step: int, total: int, cooldown: float) -> float:
@@ -148,11 +134,12 @@ def manipulate(
     model0: nn.Module,
     layer0: nn.Module | None,
     interpreter: Interpreter,
-    attack: Attack,
+    attack: Attack | str,
     params: AttackParams,
     train_data: Dataset,
     fool_data: Dataset | None = None,
     *,
+    attack_params: Any = None,
     classes: tuple[int, int] | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
@@ -162,15 +149,21 @@ def manipulate(
 
     ``train_data`` yields ``(x, y)`` for the cross-entropy term; ``fool_data`` yields images (or
     ``(x, ...)`` tuples) for Active fooling's penalty (passive attacks use the training batch).
-    ``model0`` is not modified. The returned model is in eval mode on ``device``.
+    ``attack_params`` are the attack's own hyper-parameters (its ``Params`` or a dict; defaults when
+    None). ``model0`` is not modified. The returned model is in eval mode on ``device``.
     """
+    from robustbench_interp.attacks.registry import get_attack
+
+    attack = get_attack(attack)
+    if not isinstance(attack_params, attack.Params):
+        attack_params = attack.make_params(attack_params)
     if not interpreter.differentiable:
         raise InterpreterError(
             f"interpreter {interpreter.name!r} is not differentiable: it cannot be attacked adaptively "
             "and is scored by transfer only"
         )
-    if attack is Attack.ACTIVE and (fool_data is None or classes is None):
-        raise ValueError("Active fooling needs fool_data (the composites) and classes=(c1, c2)")
+    if attack.two_classes and (fool_data is None or classes is None):
+        raise ConfigError(f"the {attack.name} attack needs fool_data (the composites) and classes=(c1, c2)")
     torch.manual_seed(seed)
     device = torch.device(device)
     model0 = model0.to(device).eval()
@@ -179,7 +172,7 @@ def manipulate(
     for p in model.parameters():
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
-    penalty = _Penalty(attack, interpreter, model0, layer0, params, classes)
+    penalty = _Penalty(attack, interpreter, model0, layer0, attack_params, classes)
     batches = _cycle(_loader(train_data, params.batch_size, seed))
     fool_batches = _cycle(_loader(fool_data, params.batch_size, seed + 1)) if fool_data is not None else None
     perturbation = FreePerturbation(params.eps) if params.adv else None
@@ -190,7 +183,7 @@ def manipulate(
     start = time.perf_counter()
     for step in range(total):
         x, y = (t.to(device) for t in next(batches)[:2])
-        if fool_batches is not None:  # Active: composites; the targets are the two classes
+        if fool_batches is not None:  # two-class attacks: composites; the targets are the two classes
             xf = next(fool_batches)
             xf = (xf[0] if isinstance(xf, (list, tuple)) else xf).to(device)
             yf = torch.empty(xf.shape[0], dtype=torch.long, device=device)

@@ -1,90 +1,69 @@
-"""Hyper-parameter presets of the manipulation attacks, per track (SPEC section 3).
+"""The hyper-parameters of a cell from its track and its attack (SPEC section 3).
 
-ImageNet: the paper's table (Heo et al. 2019, Appendix B; batch 8, Adam, eval mode), given for the
-two attacking interpreters the paper used, LRP_T and Grad-CAM. Other interpreters on ImageNet fall
-back to the Grad-CAM row: a starting point, not a tuned value; override ``lr`` / ``lam``.
-
-tiny: chosen from a sweep on the tiny track; the command and its result are in ``docs/presets.md``.
-Every value can be overridden (``preset(..., lr=..., lam=...)``, or the CLI's ``--lr`` / ``--lam``).
+A cell's fine-tuning hyper-parameters come from two places: the track's manipulation schedule
+(steps or epochs, batch size, cooldown, adversarial training of ``-adv`` models, per-interpreter
+learning rates: :class:`~robustbench_interp.tracks.Track`) and the attack's preset on that track
+(``lr``, ``lambda`` and the attack's own parameters: :class:`~robustbench_interp.attacks.Preset`).
+On ImageNet the attacks carry the paper's table (Appendix B) for LRP_T and Grad-CAM; other
+interpreters use the Grad-CAM row, a starting point rather than a tuned value. On tiny the values
+come from a sweep (``docs/presets.md``). Every value can be overridden (``--lr``, ``--lam``, ...).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from typing import Any
 
-from robustbench_interp.config import Attack, AttackParams, Track, as_enum
+from robustbench_interp.attacks.base import Attack
+from robustbench_interp.attacks.registry import get_attack
+from robustbench_interp.config import AttackParams
 from robustbench_interp.errors import ConfigError
-
-# (model, attack) -> {interpreter: (lr, lambda)}; paper Appendix B.
-_IMAGENET: dict[tuple[str, Attack], dict[str, tuple[float, float]]] = {
-    ("vgg19", Attack.LOCATION): {"lrp_t": (1e-6, 1), "gradcam": (1e-6, 1)},
-    ("vgg19", Attack.TOPK): {"lrp_t": (5e-7, 1), "gradcam": (3e-7, 0.4)},
-    ("vgg19", Attack.CENTER_MASS): {"lrp_t": (2e-6, 0.25), "gradcam": (1e-6, 0.25)},
-    ("vgg19", Attack.ACTIVE): {"lrp_t": (2e-6, 2), "gradcam": (2e-6, 2)},
-    ("resnet50", Attack.LOCATION): {"lrp_t": (1e-6, 4), "gradcam": (2e-6, 2)},
-    ("resnet50", Attack.TOPK): {"lrp_t": (4e-7, 1.5), "gradcam": (3e-7, 4)},
-    ("resnet50", Attack.CENTER_MASS): {"lrp_t": (6e-7, 0.5), "gradcam": (1e-7, 1)},
-    ("resnet50", Attack.ACTIVE): {"lrp_t": (3e-6, 2), "gradcam": (1e-6, 2)},
-    ("densenet121", Attack.LOCATION): {"lrp_t": (2e-6, 2), "gradcam": (2e-6, 2)},
-    ("densenet121", Attack.TOPK): {"lrp_t": (1e-6, 1), "gradcam": (3e-6, 6)},
-    ("densenet121", Attack.CENTER_MASS): {"lrp_t": (5e-7, 0.25), "gradcam": (2e-6, 0.25)},
-    ("densenet121", Attack.ACTIVE): {"lrp_t": (4e-6, 15), "gradcam": (6e-6, 15)},
-}
-_IMAGENET_BATCH = 8
-
-# tiny: attack -> (lr, lambda, steps, batch size); see docs/presets.md for the sweep behind them.
-_TINY: dict[Attack, tuple[float, float, int, int]] = {
-    Attack.LOCATION: (1e-3, 10.0, 500, 32),
-    Attack.TOPK: (1e-3, 1.5, 500, 32),
-    Attack.CENTER_MASS: (1e-3, 0.1, 500, 32),
-    Attack.ACTIVE: (1e-3, 32.0, 500, 32),
-}
-# tiny learning rates that differ from the attack's, per attacking interpreter. LRP (input level):
-# at lr 1e-3 the manipulation broke the ResNet and the DenseNet (Top-k left them 25 % and 16 % top-1);
-# at 1e-4 the DenseNet keeps 96.6 % (docs/presets.md).
-_TINY_INTERPRETER_LR: dict[str, float] = {"lrp": 1e-4}
-# The learning rate decays linearly to 0 over the last 40 % of the steps, so that the accuracy
-# settles after the large learning rate that moves the maps within a 2-core CPU budget.
-_TINY_COOLDOWN = 0.4
-# tiny's Active penalty is a mean over grid positions, so one lambda fits the 8x8 and 16x16 grids.
-_TINY_ACTIVE_REDUCTION = "mean"
-
-#: Free adversarial training kept during manipulation of an ``-adv`` base model (SPEC section 3).
-ADV_REPLAYS = 4
-ADV_EPS = {Track.TINY: 4 / 255, Track.IMAGENET: 2 / 255}
+from robustbench_interp.tracks import ADV_SUFFIX, Track, get_track
 
 
 def _base_name(model: str) -> tuple[str, bool]:
-    return (model[: -len("-adv")], True) if model.endswith("-adv") else (model, False)
+    return (model[: -len(ADV_SUFFIX)], True) if model.endswith(ADV_SUFFIX) else (model, False)
 
 
-def preset(track: Track | str, model: str, attack: Attack | str, interpreter: str, **overrides: Any) -> AttackParams:
-    """The preset :class:`AttackParams` of a cell, with ``overrides`` applied (e.g. ``lr=1e-5``).
+def _lr_lam(track: Track, attack: Attack, model: str, interpreter: str) -> tuple[float, float]:
+    found = attack.presets.get(track.name)
+    lr_lam = None if found is None else found.lookup(model, interpreter)
+    if lr_lam is None:
+        where = f"for model {model!r}; presets exist for {found.models()}" if found else f"on track {track.name!r}"
+        raise ConfigError(
+            f"attack {attack.name!r} has no preset {where}. Pass lr= and lam= (CLI: --lr, --lam), or add a "
+            f"Preset for {track.name!r} to the attack's presets."
+        )
+    lr, lam = lr_lam
+    return track.interpreter_lr.get(interpreter, lr), lam
 
-    An ``-adv`` base model gets the free adversarial-training term (``adv=True``, eps and replays
-    of :data:`ADV_EPS` / :data:`ADV_REPLAYS`).
+
+def preset(track: str, model: str, attack: str | Attack, interpreter: str, **overrides: Any
+           ) -> tuple[AttackParams, dict[str, Any]]:
+    """The fine-tuning :class:`AttackParams` of a cell and the attack's own parameters, with
+    ``overrides`` applied last (e.g. ``lr=1e-5``, or ``k=0.2`` for Top-k).
+
+    An ``-adv`` base model gets the track's free adversarial-training term (``adv=True``, its
+    eps and replays). Without a preset for the (track, model), ``lr`` and ``lam`` must be given.
     """
-    track, attack = as_enum(Track, track), as_enum(Attack, attack)
+    spec, found = get_track(track), get_attack(attack)
     base, adv = _base_name(model)
-    if track is Track.IMAGENET:
-        row = _IMAGENET.get((base, attack))
-        if row is None:
-            models = sorted({m for m, _ in _IMAGENET})
-            raise ConfigError(
-                f"no ImageNet preset for model {model!r}; presets exist for {models}. "
-                "Pass lr= and lam= (CLI: --lr, --lam) to run another model."
-            )
-        lr, lam = row.get(interpreter, row["gradcam"])
-        params = AttackParams(lr=lr, lam=lam, epochs=1, batch_size=_IMAGENET_BATCH)
+    loop_names = {f.name for f in dataclasses.fields(AttackParams)}
+    loop = {k: v for k, v in overrides.items() if k in loop_names}
+    own = {k: v for k, v in overrides.items() if k not in loop_names}
+    if "lr" in loop and "lam" in loop:
+        lr, lam = loop["lr"], loop["lam"]
     else:
-        lr, lam, steps, batch = _TINY[attack]
-        lr = _TINY_INTERPRETER_LR.get(interpreter, lr)
-        params = AttackParams(lr=lr, lam=lam, steps=steps, batch_size=batch, cooldown=_TINY_COOLDOWN,
-                              active_reduction=_TINY_ACTIVE_REDUCTION)
+        lr, lam = _lr_lam(spec, found, base, interpreter)
+    schedule = spec.schedule
+    params = AttackParams(lr=lr, lam=lam, epochs=schedule.epochs, steps=schedule.steps,
+                          batch_size=schedule.batch_size, cooldown=schedule.cooldown)
     if adv:
-        params = replace(params, adv=True, eps=ADV_EPS[track], replays=ADV_REPLAYS)
+        params = replace(params, adv=True, eps=spec.adv_eps, replays=spec.adv_replays)
+    preset_own = found.presets[spec.name].params if spec.name in found.presets else {}
     try:
-        return replace(params, **overrides)
-    except TypeError as exc:
+        attack_params = found.params_dict({**preset_own, **own})
+    except ConfigError as exc:
         raise ConfigError(f"unknown hyper-parameter in {sorted(overrides)}: {exc}") from exc
+    return replace(params, **loop), attack_params

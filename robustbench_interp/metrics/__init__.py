@@ -1,34 +1,23 @@
-"""Pure functions on heatmaps and models: test losses, FSR, similarity, accuracy, AOPC (SPEC section 4)."""
+"""Pure functions on heatmaps and models: FSR, scores, similarity, accuracy, AOPC (SPEC section 4).
+
+The test losses of the attacks live with the attacks (:mod:`robustbench_interp.attacks`), one file each.
+"""
 
 from robustbench_interp.metrics.accuracy import evaluate_accuracy, topk_correct
 from robustbench_interp.metrics.aopc import aopc_curve
 from robustbench_interp.metrics.fsr import (
-    SUCCESS_INTERVALS,
     fooling_success_rate,
     fsr_by_class,
     fsr_confidence_interval,
     fsr_summary,
-    success_interval,
+    successes,
 )
 from robustbench_interp.metrics.heatmaps import center_of_mass, location_mask, normalize, topk_mask
+from robustbench_interp.metrics.scoring import score_maps, similarity
 from robustbench_interp.metrics.similarity import spearman, topk_intersection
-from robustbench_interp.metrics.test_losses import (
-    active_test_loss,
-    baseline_active_test_loss,
-    baseline_passive_test_loss,
-    center_mass_test_loss,
-    location_test_loss,
-    passive_test_loss,
-    topk_test_loss,
-)
 
 __all__ = [
-    "SUCCESS_INTERVALS",
-    "active_test_loss",
     "aopc_curve",
-    "baseline_active_test_loss",
-    "baseline_passive_test_loss",
-    "center_mass_test_loss",
     "center_of_mass",
     "evaluate_accuracy",
     "fooling_success_rate",
@@ -36,13 +25,12 @@ __all__ = [
     "fsr_confidence_interval",
     "fsr_summary",
     "location_mask",
-    "location_test_loss",
     "normalize",
-    "passive_test_loss",
+    "score_maps",
+    "similarity",
     "spearman",
-    "success_interval",
+    "successes",
     "topk_correct",
     "topk_intersection",
     "topk_mask",
-    "topk_test_loss",
 ]

@@ -2,55 +2,42 @@
 
     FSR = 100 * (1/|V|) * sum_i 1[t_i in R_F]
 
-``R_F`` is a closed interval per attack (:data:`SUCCESS_INTERVALS`). Always report the baseline FSR
-beside it: the same rate computed on the test losses with ``w*`` replaced by ``w0`` (see
-:mod:`robustbench_interp.metrics.test_losses`); :func:`fsr_summary` computes both together.
+``R_F`` is a closed interval per attack (each attack's ``success_interval``). Always report the
+baseline FSR beside it: the same rate computed on the test losses with ``w*`` replaced by ``w0``;
+:func:`fsr_summary` computes both together. Every function takes the interval as a ``(lo, hi)``
+pair or as an object that declares ``success_interval`` (an attack).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from enum import Enum
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from robustbench_interp.errors import ConfigError, UnknownNameError
+from robustbench_interp.errors import ConfigError
 
-#: Closed success intervals R_F per attack (Heo et al. 2019, section 4.2 and Appendix C). The
-#: Active interval applies to each of its two test losses (c1 and c2) separately.
-SUCCESS_INTERVALS: dict[str, tuple[float, float]] = {
-    "location": (0.0, 0.2),
-    "topk": (0.0, 0.3),
-    "center_mass": (0.1, 1.0),
-    "active": (0.5, 2.0),
-}
+#: A success interval: a ``(lo, hi)`` pair, or an attack declaring ``success_interval``.
+Interval = Any
 
 
-def success_interval(attack: str | Enum) -> tuple[float, float]:
-    """The success interval R_F of ``attack`` (a name or an ``Attack`` enum member)."""
-    name = getattr(attack, "value", attack)
+def _interval(interval: Any) -> tuple[float, float]:
+    interval = getattr(interval, "success_interval", interval)
     try:
-        return SUCCESS_INTERVALS[name]
-    except (KeyError, TypeError):
-        raise UnknownNameError(
-            f"no success interval for attack {attack!r}; valid: {', '.join(SUCCESS_INTERVALS)}"
+        lo, hi = interval
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"a success interval is a (lo, hi) pair or an attack declaring one, got {interval!r}"
         ) from None
-
-
-def _interval(interval: tuple[float, float] | str | Enum) -> tuple[float, float]:
-    if isinstance(interval, (str, Enum)):
-        return success_interval(interval)
-    lo, hi = interval
     if not lo <= hi:
         raise ConfigError(f"a success interval needs lo <= hi, got ({lo}, {hi})")
     return float(lo), float(hi)
 
 
-def successes(t: Tensor | Sequence[float], interval: tuple[float, float] | str | Enum) -> Tensor:
-    """Boolean ``[N]``: which test losses lie in the closed interval (an attack name is accepted).
+def successes(t: Tensor | Sequence[float], interval: Interval) -> Tensor:
+    """Boolean ``[N]``: which test losses lie in the closed interval (or the attack's).
 
     A NaN test loss is never a success. The bounds are compared in the dtype of ``t`` (float32
     test losses against ``float32(0.2)``), so a test loss equal to a bound counts as inside.
@@ -62,10 +49,10 @@ def successes(t: Tensor | Sequence[float], interval: tuple[float, float] | str |
     return (t >= lo) & (t <= hi)
 
 
-def fooling_success_rate(t: Tensor | Sequence[float], interval: tuple[float, float] | str | Enum) -> float:
+def fooling_success_rate(t: Tensor | Sequence[float], interval: Interval) -> float:
     """``100 * mean(t_i in [lo, hi])``, the bounds included (Heo et al. 2019, eq. 6).
 
-    ``interval`` is a ``(lo, hi)`` pair or an attack name whose :data:`SUCCESS_INTERVALS` is used.
+    ``interval`` is a ``(lo, hi)`` pair or an attack (its ``success_interval`` is used).
     """
     hit = successes(t, interval)
     if hit.numel() == 0:
@@ -90,7 +77,7 @@ def fsr_confidence_interval(successes: int, n: int, *, z: float = 1.959963984540
 
 
 def fsr_by_class(
-    t: Tensor | Sequence[float], labels: Tensor | Sequence[int], interval: tuple[float, float] | str | Enum
+    t: Tensor | Sequence[float], labels: Tensor | Sequence[int], interval: Interval
 ) -> dict[str, float]:
     """FSR (percent) of the images of each class, keyed by the class index as a string.
 
@@ -105,7 +92,7 @@ def fsr_by_class(
     return {str(int(c)): 100.0 * float(hit[labels == c].double().mean()) for c in torch.unique(labels)}
 
 
-def fsr_summary(t: Tensor, t0: Tensor, interval: tuple[float, float] | str | Enum) -> dict[str, Any]:
+def fsr_summary(t: Tensor, t0: Tensor, interval: Interval) -> dict[str, Any]:
     """FSR and baseline FSR with their Wilson 95% intervals, as plain numbers for the store.
 
     ``t`` are the test losses of ``w*`` against ``w0``, ``t0`` those with ``w*`` replaced by ``w0``.

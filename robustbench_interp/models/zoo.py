@@ -24,15 +24,14 @@ import time
 import torch
 from torch import nn
 
-from robustbench_interp.data import Track
 from robustbench_interp.errors import ConfigError, UnknownNameError
 from robustbench_interp.models import cache, tiny
 from robustbench_interp.models.adversarial import AdvTrainConfig, free_adversarial_train, pgd_accuracy
 from robustbench_interp.models.base import LoadedModel
 from robustbench_interp.models.device import resolve_device
 from robustbench_interp.models.training import TrainConfig, accuracy, deterministic, train_model
+from robustbench_interp.tracks.base import ADV_SUFFIX
 
-ADV_SUFFIX = "-adv"
 #: The default recipe per tiny architecture (VGG and DenseNet leave their initial plateau later than
 #: ResNet, after 300-500 steps: more epochs).
 DEFAULT_TRAIN_CONFIGS = {
@@ -52,26 +51,20 @@ TRAINING_RUNS = {"standard": 0, "adversarial": 0}
 
 
 def list_tracks() -> list[str]:
-    """The tracks' names."""
-    return [t.value for t in Track]
+    """The tracks' names (tiny first)."""
+    from robustbench_interp.tracks import list_tracks as _list_tracks
+
+    return _list_tracks()
 
 
-def _base_names(track: Track) -> list[str]:
-    if track is Track.TINY:
-        return sorted(tiny.ARCHITECTURES)
-    from robustbench_interp.models.imagenet import ARCHITECTURES
-
-    return sorted(ARCHITECTURES)
-
-
-def list_models(track: str | Track) -> list[str]:
+def list_models(track: str) -> list[str]:
     """The base models of ``track``, standard and adversarially trained (``-adv``), sorted."""
-    track = Track.parse(track)
-    names = _base_names(track)
-    return sorted(names + [n + ADV_SUFFIX for n in names])
+    from robustbench_interp.tracks import get_track
+
+    return get_track(track).models()
 
 
-def _split_name(track: Track, name: str) -> tuple[str, bool]:
+def _split_name(track: str, name: str) -> tuple[str, bool]:
     import difflib
 
     available = list_models(track)
@@ -79,7 +72,7 @@ def _split_name(track: Track, name: str) -> tuple[str, bool]:
         close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise UnknownNameError(
-            f"unknown {track.value} model {name!r}.{hint} Available: {', '.join(available)}."
+            f"unknown {track} model {name!r}.{hint} Available: {', '.join(available)}."
         )
     adv = name.endswith(ADV_SUFFIX)
     return (name[: -len(ADV_SUFFIX)] if adv else name), adv
@@ -196,9 +189,9 @@ def _environment() -> dict[str, object]:
     }
 
 
-def _load_tiny(
-    name: str, arch: str, adv: bool, weights: str | os.PathLike | None, config, progress: bool
-) -> nn.Module:
+def load_tiny(arch: str, adv: bool, weights: str | os.PathLike | None, config, progress: bool) -> nn.Module:
+    """A tiny model: random (``weights="random"``), from a local state dict, or trained / cached."""
+    name = arch + ADV_SUFFIX if adv else arch
     if isinstance(weights, str) and weights == "random":
         return _random_tiny(arch)
     if weights is not None:
@@ -219,7 +212,7 @@ def _load_tiny(
 
 
 def load_model(
-    track: str | Track,
+    track: str,
     name: str,
     *,
     device: str | torch.device = "cpu",
@@ -235,32 +228,19 @@ def load_model(
     training recipe: a :class:`TrainConfig`, or an :class:`AdvTrainConfig` for ``-adv`` names.
     ``progress`` shows training progress on stderr.
     """
-    track = Track.parse(track)
-    dev = resolve_device(device)
-    arch, adv = _split_name(track, name)
-    if track is Track.TINY:
-        model = _load_tiny(name, arch, adv, weights, config, progress)
-        target_name = model.target_layer_name
-        num_classes, input_size = 10, (64, 64)
-    else:
-        from robustbench_interp.models import imagenet
+    from robustbench_interp.tracks import get_track
 
-        if config is not None:
-            raise ConfigError("config= applies to the tiny track only; imagenet models are not trained here.")
-        if adv and weights is None:
-            raise ConfigError(
-                f"{name!r}: the benchmark does not adversarially train ImageNet models; pass "
-                "weights=<local state dict of an adversarially trained model>."
-            )
-        model, target_name = imagenet.build(arch, weights)
-        num_classes, input_size = imagenet.NUM_CLASSES, imagenet.INPUT_SIZE
+    spec = get_track(track)
+    dev = resolve_device(device)
+    arch, adv = _split_name(spec.name, name)
+    model, target_name = spec.build_model(arch, adv, weights=weights, config=config, progress=progress)
     model = model.to(dev).eval()
     return LoadedModel(
-        track=track.value,
+        track=spec.name,
         name=name,
         model=model,
         target_layer=model.get_submodule(target_name),
-        num_classes=num_classes,
-        input_size=input_size,
+        num_classes=spec.num_classes,
+        input_size=spec.input_size,
         target_layer_name=target_name,
     )
