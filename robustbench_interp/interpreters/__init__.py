@@ -2,6 +2,12 @@
 
 Installed packages add interpreters through the entry-point group ``robustbench_interp.interpreters``
 (an entry point names an :class:`Interpreter` subclass or a factory returning one).
+
+What an interpreter (a plug-in's included) builds on, public here: :func:`capture_output`,
+:func:`class_score`, :func:`input_gradient`, :func:`layer_gradient`
+(:mod:`~robustbench_interp.interpreters.autograd`): record a layer's output during a forward pass
+(no hook left behind), the summed target logits, ``d y_t / d x`` in chunks of ``max_batch``
+images, and the target layer's output ``A`` with ``d y_t / d A``.
 """
 
 from __future__ import annotations
@@ -10,8 +16,27 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from robustbench_interp.errors import ConfigError, PluginImportError
+from robustbench_interp.interpreters.autograd import (
+    capture_output,
+    class_score,
+    input_gradient,
+    layer_gradient,
+)
 from robustbench_interp.interpreters.base import Interpreter
 from robustbench_interp.registry import Registry, import_object
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "INTERPRETERS",
+    "Interpreter",
+    "capture_output",
+    "class_score",
+    "get_interpreter",
+    "input_gradient",
+    "layer_gradient",
+    "list_interpreters",
+    "register_interpreter",
+]
 
 ENTRY_POINT_GROUP = "robustbench_interp.interpreters"
 INTERPRETERS: Registry[Callable[..., Interpreter]] = Registry("interpreter", ENTRY_POINT_GROUP)

@@ -10,14 +10,17 @@ grid of the model's target layer. Interpreters return raw maps; the benchmark no
 from __future__ import annotations
 
 import abc
-import contextlib
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from robustbench_interp.errors import ConfigError, InterpreterError
+from robustbench_interp.interpreters.autograd import capture_output
+
+#: ``capture_output`` lives in :mod:`robustbench_interp.interpreters.autograd`; it stays importable
+#: from here for code written before it moved.
+__all__ = ["Interpreter", "capture_output", "check_inputs", "check_map", "require_layer"]
 
 
 class Interpreter(abc.ABC):
@@ -67,30 +70,6 @@ def require_layer(interpreter: Interpreter, layer: nn.Module | None) -> nn.Modul
             "pass layer=<module> (load_model(...) returns it as .target_layer)."
         )
     return layer
-
-
-@contextlib.contextmanager
-def capture_output(layer: nn.Module) -> Iterator[list[Tensor]]:
-    """Record the output of ``layer`` during forward passes inside the block.
-
-    Yields a list that receives one tensor per call of ``layer``. The hook is removed on exit,
-    whatever happens, so no hook is left behind.
-    """
-    outputs: list[Tensor] = []
-
-    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-        if not isinstance(output, Tensor):
-            raise InterpreterError(
-                f"the target layer {type(_module).__name__} returned {type(output).__name__}, "
-                "not a tensor; choose a layer whose output is a single [B,C,h,w] tensor."
-            )
-        outputs.append(output)
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        yield outputs
-    finally:
-        handle.remove()
 
 
 def check_inputs(x: Tensor, target: Tensor | int) -> tuple[Tensor, Tensor]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from robustbench_interp.interpreters import register_interpreter
+from robustbench_interp.interpreters.autograd import layer_gradient
 from robustbench_interp.interpreters.base import Interpreter, check_inputs, require_layer
-from robustbench_interp.interpreters.simplegrad import layer_gradient
 
 
 @register_interpreter("gradcam")

@@ -7,8 +7,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from robustbench_interp.interpreters import register_interpreter
+from robustbench_interp.interpreters.autograd import input_gradient
 from robustbench_interp.interpreters.base import Interpreter, check_inputs
-from robustbench_interp.interpreters.simplegrad import input_gradient
 
 
 @register_interpreter("gradient_x_input")

@@ -14,8 +14,8 @@ from torch import Tensor, nn
 
 from robustbench_interp.errors import ConfigError
 from robustbench_interp.interpreters import register_interpreter
+from robustbench_interp.interpreters.autograd import input_gradient
 from robustbench_interp.interpreters.base import Interpreter, check_inputs
-from robustbench_interp.interpreters.simplegrad import chunked_input_gradient
 
 
 def _baseline(baseline: float | Tensor, x: Tensor) -> Tensor:
@@ -59,8 +59,7 @@ class IntegratedGradients(Interpreter):
         x0 = _baseline(self.params["baseline"], x)
         alphas = (torch.arange(steps, device=x.device, dtype=x.dtype) + 0.5) / steps
         path = (x0.unsqueeze(0) + alphas.view(-1, 1, 1, 1, 1) * (x - x0).unsqueeze(0)).flatten(0, 1)
-        grads = chunked_input_gradient(
-            model, path, target.repeat(steps), create_graph, int(self.params["max_batch"])
-        )
+        max_batch = int(self.params["max_batch"])
+        grads = input_gradient(model, path, target.repeat(steps), create_graph, max_batch=max_batch)
         mean_grad = grads.view(steps, *x.shape).mean(dim=0)
         return ((x - x0) * mean_grad).sum(dim=1)

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 from robustbench_interp.errors import ConfigError
 from robustbench_interp.interpreters import register_interpreter
+from robustbench_interp.interpreters.autograd import input_gradient
 from robustbench_interp.interpreters.base import Interpreter, check_inputs
-from robustbench_interp.interpreters.simplegrad import chunked_input_gradient
 
 
 def smoothgrad_noise(x: Tensor, n_samples: int, seed: int, noise_level: float) -> Tensor:
@@ -61,6 +61,7 @@ class SmoothGrad(Interpreter):
         n = int(self.params["n_samples"])
         noise = smoothgrad_noise(x, n, self.params["seed"], float(self.params["noise_level"]))
         noisy = (x.detach().unsqueeze(0) + noise).flatten(0, 1)
-        grads = chunked_input_gradient(model, noisy, target.repeat(n), create_graph, int(self.params["max_batch"]))
+        max_batch = int(self.params["max_batch"])
+        grads = input_gradient(model, noisy, target.repeat(n), create_graph, max_batch=max_batch)
         maps = grads.abs().amax(dim=1)
         return maps.view(n, *x.shape[:1], *maps.shape[1:]).mean(dim=0)
