@@ -132,7 +132,7 @@ def test_class_score_sums_the_target_logits_and_refuses_other_shapes():
 
 
 def test_the_helpers_are_public_and_capture_output_stays_in_base():
-    for name in ("capture_output", "class_score", "input_gradient", "layer_gradient"):
+    for name in ("capture_output", "class_score", "input_gradient", "layer_gradient", "HyperParams"):
         assert name in interpreters.__all__ and hasattr(interpreters, name)
     assert interpreters_base.capture_output is capture_output
 

@@ -14,11 +14,14 @@ from torch import Tensor, nn
 from robustbench_interp.interpreters import register_interpreter
 from robustbench_interp.interpreters.autograd import input_gradient, layer_gradient
 from robustbench_interp.interpreters.base import Interpreter, check_inputs, require_layer
+from robustbench_interp.interpreters.hyperparams import HyperParams
 
 
 @register_interpreter("simplegrad")
 class SimpleGrad(Interpreter):
-    """``max_c |d y_t / d x_c|`` on the input grid (Simonyan et al. 2014)."""
+    """``max_c |d y_t / d x_c|`` on the input grid (Simonyan et al. 2014). No hyper-parameters."""
+
+    hyperparams = HyperParams
 
     def explain(
         self,
@@ -35,9 +38,10 @@ class SimpleGrad(Interpreter):
 
 @register_interpreter("simplegrad_t")
 class SimpleGradT(Interpreter):
-    """``max_k |d y_t / d A_k|`` on the grid of the target layer's output ``A``."""
+    """``max_k |d y_t / d A_k|`` on the grid of the target layer's output ``A``. No hyper-parameters."""
 
     layer_level = True
+    hyperparams = HyperParams
 
     def explain(
         self,

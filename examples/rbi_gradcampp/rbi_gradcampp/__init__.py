@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from robustbench_interp import Interpreter
-from robustbench_interp.interpreters import layer_gradient
+from robustbench_interp.interpreters import HyperParams, layer_gradient
 from robustbench_interp.interpreters.base import check_inputs, require_layer
 
 __all__ = ["GradCAMPlusPlus", "gradcampp_from_gradient"]
@@ -54,11 +54,15 @@ def gradcampp_from_gradient(act: Tensor, grad: Tensor) -> Tensor:
 
 
 class GradCAMPlusPlus(Interpreter):
-    """Grad-CAM++: ``relu(sum_k w_k A_k)`` with ``w_k = sum_ij alpha_kij relu(d y_c / d A_kij)``."""
+    """Grad-CAM++: ``relu(sum_k w_k A_k)`` with ``w_k = sum_ij alpha_kij relu(d y_c / d A_kij)``.
+
+    No hyper-parameters: ``hyperparams = HyperParams`` declares none, so any keyword is refused.
+    """
 
     name = "gradcampp"
     layer_level = True
     differentiable = True
+    hyperparams = HyperParams
 
     def explain(
         self,
