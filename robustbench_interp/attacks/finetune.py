@@ -29,7 +29,7 @@ from robustbench_interp.attacks.penalties import (
     topk_penalty,
 )
 from robustbench_interp.config import Attack, AttackParams
-from robustbench_interp.errors import InterpreterError
+from robustbench_interp.errors import InterpreterError, NotDifferentiableError
 from robustbench_interp.interpreters.base import Interpreter, capture_output, check_map
 from robustbench_interp.models.adversarial import FreePerturbation
 
@@ -165,7 +165,7 @@ def manipulate(
     ``model0`` is not modified. The returned model is in eval mode on ``device``.
     """
     if not interpreter.differentiable:
-        raise InterpreterError(
+        raise NotDifferentiableError(
             f"interpreter {interpreter.name!r} is not differentiable: it cannot be attacked adaptively "
             "and is scored by transfer only"
         )
