@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from robustbench_interp.errors import InterpreterError, RBIError
+from robustbench_interp.interpreters.autograd import capture_output
 from robustbench_interp.interpreters.base import Interpreter, check_map
 from robustbench_interp.metrics.heatmaps import normalize
 from robustbench_interp.metrics.similarity import spearman
@@ -46,13 +47,8 @@ def _explain(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor, *, mode
 def _expected_grid(interp: Interpreter, lm: LoadedModel, x: Tensor) -> tuple[int, int]:
     if not interp.layer_level:
         return tuple(x.shape[-2:])  # type: ignore[return-value]
-    outputs: list[Tensor] = []
-    handle = lm.target_layer.register_forward_hook(lambda _m, _i, o: outputs.append(o))
-    try:
-        with torch.no_grad():
-            lm.model(x[:1])
-    finally:
-        handle.remove()
+    with capture_output(lm.target_layer) as outputs, torch.no_grad():
+        lm.model(x[:1])
     return tuple(outputs[0].shape[-2:])  # type: ignore[return-value]
 
 

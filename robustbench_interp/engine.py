@@ -33,7 +33,7 @@ from robustbench_interp.attacks.finetune import (
 )
 from robustbench_interp.attacks import get_attack
 from robustbench_interp.config import CellConfig
-from robustbench_interp.errors import InterpreterError, PluginImportError, RBIError
+from robustbench_interp.errors import InterpreterError, NotDifferentiableError, PluginImportError, RBIError
 from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.interpreters.base import Interpreter
 from robustbench_interp.metrics.accuracy import evaluate_accuracy
@@ -326,7 +326,7 @@ class Benchmark:
         try:
             interpreter = get_interpreter(cfg.interpreter, **dict(cfg.interpreter_params))
             if not interpreter.differentiable:
-                raise InterpreterError(
+                raise NotDifferentiableError(
                     f"interpreter {cfg.interpreter!r} declares itself non-differentiable: it gets transfer "
                     "cells only (scored on models manipulated through other interpreters)"
                 )

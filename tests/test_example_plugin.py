@@ -18,8 +18,8 @@ rbi_gradcampp = pytest.importorskip(
 
 import robustbench_interp  # noqa: E402
 from robustbench_interp.conformance import CHECKS  # noqa: E402
-from robustbench_interp.errors import InterpreterError  # noqa: E402
-from robustbench_interp.interpreters import INTERPRETERS, get_interpreter  # noqa: E402
+from robustbench_interp.errors import ConfigError, InterpreterError  # noqa: E402
+from robustbench_interp.interpreters import INTERPRETERS, get_interpreter, layer_gradient  # noqa: E402
 from robustbench_interp.models import load_model  # noqa: E402
 
 
@@ -121,6 +121,23 @@ def test_no_hooks_left_behind(net, batch):
     with pytest.raises(InterpreterError, match="not called"):
         interp.explain(net, x, target, layer=stray)
     assert _all_hooks(stray) == 0 and _all_hooks(net) == 0
+
+
+def test_built_on_the_public_helpers(net, batch):
+    """The plug-in holds the formula only: A and d y_c / d A come from the benchmark's layer_gradient."""
+    x, target = batch
+    assert rbi_gradcampp.layer_gradient is layer_gradient
+    act, grad = layer_gradient(net, x, target, net.conv2)
+    h = rbi_gradcampp.gradcampp_from_gradient(act.detach(), grad)
+    torch.testing.assert_close(h, _by_hand(net, net.conv2, x, target))
+    torch.testing.assert_close(get_interpreter("gradcampp").explain(net, x, target, layer=net.conv2), h)
+    assert _all_hooks(net) == 0
+
+
+def test_declares_no_hyper_parameters():
+    assert get_interpreter("gradcampp").params == {}
+    with pytest.raises(ConfigError, match="unknown hyper-parameter 'alpha' for interpreter 'gradcampp'; it takes no"):
+        get_interpreter("gradcampp", alpha=1.0)
 
 
 def test_differs_from_gradcam(net, batch):

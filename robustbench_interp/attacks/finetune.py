@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from robustbench_interp.attacks.base import Attack
 from robustbench_interp.config import AttackParams
-from robustbench_interp.errors import ConfigError, InterpreterError
+from robustbench_interp.errors import ConfigError, InterpreterError, NotDifferentiableError
 from robustbench_interp.interpreters.base import Interpreter, capture_output, check_map
 from robustbench_interp.models.adversarial import FreePerturbation
 
@@ -158,7 +158,7 @@ def manipulate(
     if not isinstance(attack_params, attack.Params):
         attack_params = attack.make_params(attack_params)
     if not interpreter.differentiable:
-        raise InterpreterError(
+        raise NotDifferentiableError(
             f"interpreter {interpreter.name!r} is not differentiable: it cannot be attacked adaptively "
             "and is scored by transfer only"
         )

@@ -2,16 +2,56 @@
 
 Installed packages add interpreters through the entry-point group ``robustbench_interp.interpreters``
 (an entry point names an :class:`Interpreter` subclass or a factory returning one).
+
+What an interpreter (a plug-in's included) builds on, public here:
+
+- :class:`HyperParams`, :func:`check_int`, :func:`check_real`
+  (:mod:`~robustbench_interp.interpreters.hyperparams`): declare the method's hyper-parameters as
+  a frozen dataclass named in ``Interpreter.hyperparams``; unknown keywords and bad values are then
+  a :class:`~robustbench_interp.errors.ConfigError` at construction.
+- :func:`capture_output`, :func:`class_score`, :func:`input_gradient`, :func:`layer_gradient`
+  (:mod:`~robustbench_interp.interpreters.autograd`): record a layer's output during a forward pass
+  (no hook left behind), the summed target logits, ``d y_t / d x`` in chunks of ``max_batch``
+  images, and the target layer's output ``A`` with ``d y_t / d A``.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from robustbench_interp.errors import ConfigError, PluginImportError
+from robustbench_interp.interpreters.autograd import (
+    capture_output,
+    class_score,
+    input_gradient,
+    layer_gradient,
+)
 from robustbench_interp.interpreters.base import Interpreter
+from robustbench_interp.interpreters.hyperparams import (
+    HyperParams,
+    check_int,
+    check_real,
+    unknown_params_error,
+)
 from robustbench_interp.registry import Registry, import_object
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "INTERPRETERS",
+    "HyperParams",
+    "Interpreter",
+    "capture_output",
+    "check_int",
+    "check_real",
+    "class_score",
+    "get_interpreter",
+    "input_gradient",
+    "layer_gradient",
+    "list_interpreters",
+    "register_interpreter",
+]
 
 ENTRY_POINT_GROUP = "robustbench_interp.interpreters"
 INTERPRETERS: Registry[Callable[..., Interpreter]] = Registry("interpreter", ENTRY_POINT_GROUP)
@@ -63,7 +103,7 @@ def get_interpreter(spec: str | Interpreter, **params: Any) -> Interpreter:
     try:
         interp = factory(**params)
     except TypeError as exc:
-        raise ConfigError(f"could not build interpreter {spec!r} with params {params}: {exc}") from exc
+        raise _construction_error(spec, factory, params, exc) from exc
     if not isinstance(interp, Interpreter):
         raise PluginImportError(
             f"{spec!r} built a {type(interp).__name__}; an interpreter must subclass "
@@ -72,6 +112,29 @@ def get_interpreter(spec: str | Interpreter, **params: Any) -> Interpreter:
     if not interp.name:
         interp.name = label  # type: ignore[misc]
     return interp
+
+
+def _keywords(factory: Callable[..., Any]) -> list[str] | None:
+    """The keyword arguments ``factory`` accepts; ``None`` when it takes ``**kwargs`` or cannot tell."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in parameters if p.kind in named]
+
+
+def _construction_error(
+    spec: str, factory: Callable[..., Any], params: dict[str, Any], exc: TypeError
+) -> ConfigError:
+    """A factory's TypeError as a ConfigError; for unknown keywords, the accepted and the close names."""
+    accepted = _keywords(factory)
+    unknown = sorted(set(params) - set(accepted)) if accepted is not None else []
+    if unknown:
+        return unknown_params_error(spec, unknown, accepted or [])
+    return ConfigError(f"could not build interpreter {spec!r} with params {params}: {exc}")
 
 
 # Built-ins register themselves on import (one method per module).

@@ -10,14 +10,18 @@ grid of the model's target layer. Interpreters return raw maps; the benchmark no
 from __future__ import annotations
 
 import abc
-import contextlib
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from robustbench_interp.errors import ConfigError, InterpreterError
+from robustbench_interp.interpreters.autograd import capture_output
+from robustbench_interp.interpreters.hyperparams import HyperParams
+
+#: ``capture_output`` lives in :mod:`robustbench_interp.interpreters.autograd`; it stays importable
+#: from here for code written before it moved.
+__all__ = ["Interpreter", "capture_output", "check_inputs", "check_map", "require_layer"]
 
 
 class Interpreter(abc.ABC):
@@ -26,6 +30,12 @@ class Interpreter(abc.ABC):
     Subclasses set the class attributes and implement :meth:`explain`. Constructor keyword
     arguments are the method's hyper-parameters (e.g. ``n_samples`` for SmoothGrad); they are
     stored in :attr:`params` so that a benchmark cell can record them.
+
+    A subclass declares its hyper-parameters by naming a frozen dataclass in :attr:`hyperparams`
+    (see :mod:`robustbench_interp.interpreters.hyperparams`): the constructor then refuses an
+    unknown keyword and a bad value with a :class:`ConfigError`, and :attr:`params` holds every
+    declared value, defaults included. Every built-in does. A subclass that declares none
+    (``hyperparams = None``) keeps the old behaviour: :attr:`params` is whatever keywords it got.
     """
 
     #: Registered name; set by :func:`register_interpreter` when left empty.
@@ -34,9 +44,15 @@ class Interpreter(abc.ABC):
     layer_level: ClassVar[bool] = False
     #: True when ``explain(..., create_graph=True)`` is differentiable w.r.t. the model's weights.
     differentiable: ClassVar[bool] = True
+    #: The dataclass declaring the accepted hyper-parameters; ``None``: any keyword is accepted.
+    hyperparams: ClassVar[type[HyperParams] | None] = None
 
     def __init__(self, **params: Any) -> None:
-        self.params: dict[str, Any] = dict(params)
+        declared = type(self).hyperparams
+        if declared is None:
+            self.params: dict[str, Any] = dict(params)
+        else:
+            self.params = declared.build(self.name or type(self).__name__, params).as_dict()
 
     @abc.abstractmethod
     def explain(
@@ -67,30 +83,6 @@ def require_layer(interpreter: Interpreter, layer: nn.Module | None) -> nn.Modul
             "pass layer=<module> (load_model(...) returns it as .target_layer)."
         )
     return layer
-
-
-@contextlib.contextmanager
-def capture_output(layer: nn.Module) -> Iterator[list[Tensor]]:
-    """Record the output of ``layer`` during forward passes inside the block.
-
-    Yields a list that receives one tensor per call of ``layer``. The hook is removed on exit,
-    whatever happens, so no hook is left behind.
-    """
-    outputs: list[Tensor] = []
-
-    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-        if not isinstance(output, Tensor):
-            raise InterpreterError(
-                f"the target layer {type(_module).__name__} returned {type(output).__name__}, "
-                "not a tensor; choose a layer whose output is a single [B,C,h,w] tensor."
-            )
-        outputs.append(output)
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        yield outputs
-    finally:
-        handle.remove()
 
 
 def check_inputs(x: Tensor, target: Tensor | int) -> tuple[Tensor, Tensor]:

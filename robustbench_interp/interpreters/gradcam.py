@@ -10,15 +10,20 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from robustbench_interp.interpreters import register_interpreter
+from robustbench_interp.interpreters.autograd import layer_gradient
 from robustbench_interp.interpreters.base import Interpreter, check_inputs, require_layer
-from robustbench_interp.interpreters.simplegrad import layer_gradient
+from robustbench_interp.interpreters.hyperparams import HyperParams
 
 
 @register_interpreter("gradcam")
 class GradCAM(Interpreter):
-    """``relu(sum_k alpha_k A_k)`` with ``alpha_k`` the spatial mean of ``d y_t / d A_k``."""
+    """``relu(sum_k alpha_k A_k)`` with ``alpha_k`` the spatial mean of ``d y_t / d A_k``.
+
+    No hyper-parameters.
+    """
 
     layer_level = True
+    hyperparams = HyperParams
 
     def explain(
         self,

@@ -7,13 +7,16 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from robustbench_interp.interpreters import register_interpreter
+from robustbench_interp.interpreters.autograd import input_gradient
 from robustbench_interp.interpreters.base import Interpreter, check_inputs
-from robustbench_interp.interpreters.simplegrad import input_gradient
+from robustbench_interp.interpreters.hyperparams import HyperParams
 
 
 @register_interpreter("gradient_x_input")
 class GradientXInput(Interpreter):
-    """``sum_c x_c * d y_t / d x_c`` on the input grid."""
+    """``sum_c x_c * d y_t / d x_c`` on the input grid. No hyper-parameters."""
+
+    hyperparams = HyperParams
 
     def explain(
         self,

@@ -9,13 +9,16 @@ its cost grows with the steps.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from robustbench_interp.errors import ConfigError
 from robustbench_interp.interpreters import register_interpreter
+from robustbench_interp.interpreters.autograd import input_gradient
 from robustbench_interp.interpreters.base import Interpreter, check_inputs
-from robustbench_interp.interpreters.simplegrad import chunked_input_gradient
+from robustbench_interp.interpreters.hyperparams import HyperParams, check_int
 
 
 def _baseline(baseline: float | Tensor, x: Tensor) -> Tensor:
@@ -30,19 +33,47 @@ def _baseline(baseline: float | Tensor, x: Tensor) -> Tensor:
         ) from exc
 
 
-@register_interpreter("integrated_gradients")
-class IntegratedGradients(Interpreter):
-    """Integrated gradients from ``baseline`` (default 0, a black image) in ``steps`` midpoint steps.
+def _check_baseline(baseline: object) -> None:
+    """A baseline is a finite number, or a tensor (or nested list) of finite numbers."""
+    try:
+        values = torch.as_tensor(baseline, dtype=torch.float64)
+        ok = not isinstance(baseline, bool) and bool(torch.isfinite(values).all())
+    except (TypeError, ValueError, RuntimeError):
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"baseline={baseline!r} is not a finite number or tensor; pass e.g. the default baseline=0.0 "
+            "(a black image) or a [C, H, W] tensor"
+        )
 
-    ``max_batch`` bounds the images per forward/backward (the ``steps * B`` path points are chunked).
+
+@dataclass(frozen=True)
+class IntegratedGradientsParams(HyperParams):
+    """Integrated gradients' hyper-parameters.
+
+    ``steps``: midpoint steps along the path (>= 1). ``baseline``: the path's start, a number
+    (0, a black image) or a tensor broadcastable to the input. ``max_batch``: images per
+    forward/backward (the ``steps * B`` path points are chunked).
     """
 
-    def __init__(self, steps: int = 32, baseline: float | Tensor = 0.0, max_batch: int = 128, **params) -> None:
-        if int(steps) < 1:
-            raise ConfigError(f"integrated_gradients steps must be >= 1, got {steps}")
-        if int(max_batch) < 1:
-            raise ConfigError(f"integrated_gradients max_batch must be >= 1, got {max_batch}")
-        super().__init__(steps=steps, baseline=baseline, max_batch=max_batch, **params)
+    steps: int = 32
+    baseline: float | Tensor = 0.0
+    max_batch: int = 128
+
+    def __post_init__(self) -> None:
+        check_int(self, "steps", at_least=1)
+        _check_baseline(self.baseline)
+        check_int(self, "max_batch", at_least=1)
+
+
+@register_interpreter("integrated_gradients")
+class IntegratedGradients(Interpreter):
+    """Integrated gradients from ``baseline`` in ``steps`` midpoint steps.
+
+    Hyper-parameters: :class:`IntegratedGradientsParams`.
+    """
+
+    hyperparams = IntegratedGradientsParams
 
     def explain(
         self,
@@ -59,8 +90,7 @@ class IntegratedGradients(Interpreter):
         x0 = _baseline(self.params["baseline"], x)
         alphas = (torch.arange(steps, device=x.device, dtype=x.dtype) + 0.5) / steps
         path = (x0.unsqueeze(0) + alphas.view(-1, 1, 1, 1, 1) * (x - x0).unsqueeze(0)).flatten(0, 1)
-        grads = chunked_input_gradient(
-            model, path, target.repeat(steps), create_graph, int(self.params["max_batch"])
-        )
+        max_batch = int(self.params["max_batch"])
+        grads = input_gradient(model, path, target.repeat(steps), create_graph, max_batch=max_batch)
         mean_grad = grads.view(steps, *x.shape).mean(dim=0)
         return ((x - x0) * mean_grad).sum(dim=1)

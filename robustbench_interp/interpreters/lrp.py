@@ -8,19 +8,30 @@ layer's output summed over its channels. The rules and the engine are in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
 from robustbench_interp.errors import ConfigError
 from robustbench_interp.interpreters import register_interpreter
 from robustbench_interp.interpreters._lrp_engine import relevance
 from robustbench_interp.interpreters.base import Interpreter, check_inputs, require_layer
+from robustbench_interp.interpreters.hyperparams import HyperParams, check_real
+
+
+@dataclass(frozen=True)
+class LRPParams(HyperParams):
+    """LRP's hyper-parameter: ``epsilon`` of the epsilon rule (> 0: it stabilises ``z + eps sign z``,
+    which divides by 0 at ``epsilon=0``)."""
+
+    epsilon: float = 0.01
+
+    def __post_init__(self) -> None:
+        check_real(self, "epsilon", above=0)
 
 
 class _LRPBase(Interpreter):
-    def __init__(self, epsilon: float = 0.01, **params) -> None:
-        if float(epsilon) < 0:
-            raise ConfigError(f"{type(self).__name__} epsilon must be >= 0, got {epsilon}")
-        super().__init__(epsilon=epsilon, **params)
+    hyperparams = LRPParams
 
 
 @register_interpreter("lrp")

@@ -11,13 +11,15 @@ the seed and the input size -- never on the other images of the batch or on its 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
-from robustbench_interp.errors import ConfigError
 from robustbench_interp.interpreters import register_interpreter
+from robustbench_interp.interpreters.autograd import input_gradient
 from robustbench_interp.interpreters.base import Interpreter, check_inputs
-from robustbench_interp.interpreters.simplegrad import chunked_input_gradient
+from robustbench_interp.interpreters.hyperparams import HyperParams, check_int, check_real
 
 
 def smoothgrad_noise(x: Tensor, n_samples: int, seed: int, noise_level: float) -> Tensor:
@@ -29,24 +31,32 @@ def smoothgrad_noise(x: Tensor, n_samples: int, seed: int, noise_level: float) -
     return pattern * sigma.view(1, -1, 1, 1, 1)
 
 
-@register_interpreter("smoothgrad")
-class SmoothGrad(Interpreter):
-    """Mean of ``simplegrad`` over ``n_samples`` noisy copies of the input.
+@dataclass(frozen=True)
+class SmoothGradParams(HyperParams):
+    """SmoothGrad's hyper-parameters.
 
-    Parameters: ``n_samples`` (10), ``noise_level`` (0.15 of the input range), ``seed`` (0),
-    ``max_batch`` (images per forward/backward; the ``n * B`` noisy copies are chunked to it).
+    ``n_samples``: noisy copies averaged per image (>= 1). ``noise_level``: the noise's standard
+    deviation as a fraction of the image's value range (>= 0; 0 gives ``simplegrad``). ``seed``: of
+    the noise. ``max_batch``: images per forward/backward (the ``n * B`` noisy copies are chunked).
     """
 
-    def __init__(
-        self, n_samples: int = 10, noise_level: float = 0.15, seed: int = 0, max_batch: int = 128, **params
-    ) -> None:
-        if int(n_samples) < 1:
-            raise ConfigError(f"smoothgrad n_samples must be >= 1, got {n_samples}")
-        if float(noise_level) < 0:
-            raise ConfigError(f"smoothgrad noise_level must be >= 0, got {noise_level}")
-        if int(max_batch) < 1:
-            raise ConfigError(f"smoothgrad max_batch must be >= 1, got {max_batch}")
-        super().__init__(n_samples=n_samples, noise_level=noise_level, seed=seed, max_batch=max_batch, **params)
+    n_samples: int = 10
+    noise_level: float = 0.15
+    seed: int = 0
+    max_batch: int = 128
+
+    def __post_init__(self) -> None:
+        check_int(self, "n_samples", at_least=1)
+        check_real(self, "noise_level", at_least=0)
+        check_int(self, "seed")
+        check_int(self, "max_batch", at_least=1)
+
+
+@register_interpreter("smoothgrad")
+class SmoothGrad(Interpreter):
+    """Mean of ``simplegrad`` over ``n_samples`` noisy copies of the input (:class:`SmoothGradParams`)."""
+
+    hyperparams = SmoothGradParams
 
     def explain(
         self,
@@ -61,6 +71,7 @@ class SmoothGrad(Interpreter):
         n = int(self.params["n_samples"])
         noise = smoothgrad_noise(x, n, self.params["seed"], float(self.params["noise_level"]))
         noisy = (x.detach().unsqueeze(0) + noise).flatten(0, 1)
-        grads = chunked_input_gradient(model, noisy, target.repeat(n), create_graph, int(self.params["max_batch"]))
+        max_batch = int(self.params["max_batch"])
+        grads = input_gradient(model, noisy, target.repeat(n), create_graph, max_batch=max_batch)
         maps = grads.abs().amax(dim=1)
         return maps.view(n, *x.shape[:1], *maps.shape[1:]).mean(dim=0)

@@ -13,50 +13,24 @@ With ``A`` the target layer's output ``[B, K, h, w]``, ``y_c`` the target-class 
     w_k       = sum_ij alpha_kij * relu(g_kij)
     map       = relu(sum_k w_k A_k)                                -> [B, h, w] on the layer's grid
 
-Everything is built with ``torch.autograd.grad``; with ``create_graph=True`` nothing on the path is
-detached, so the map is differentiable with respect to the model's weights.
+``A`` and ``g`` come from the benchmark's public helper
+:func:`robustbench_interp.interpreters.layer_gradient` (it records the layer's output with the one
+forward hook of the package and removes it whatever happens). Everything is built with
+``torch.autograd.grad``; with ``create_graph=True`` nothing on the path is detached, so the map is
+differentiable with respect to the model's weights.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
-from robustbench_interp import Interpreter, InterpreterError
+from robustbench_interp import Interpreter
+from robustbench_interp.interpreters import HyperParams, layer_gradient
 from robustbench_interp.interpreters.base import check_inputs, require_layer
 
 __all__ = ["GradCAMPlusPlus", "gradcampp_from_gradient"]
 __version__ = "0.1.0"
-
-
-@contextlib.contextmanager
-def _record_output(layer: nn.Module) -> Iterator[list[Tensor]]:
-    """Record the output ``A`` of ``layer``; the rest of the model gets a copy of it.
-
-    The copy keeps ``A`` intact when the next module works in place (``ReLU(inplace=True)``).
-    The hook is removed on exit, whatever happens, so no hook is left behind.
-    """
-    outputs: list[Tensor] = []
-
-    def hook(module: nn.Module, _inputs: Any, output: Any) -> Tensor:
-        if not isinstance(output, Tensor) or output.dim() != 4:
-            shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-            raise InterpreterError(
-                f"gradcampp: the target layer {type(module).__name__} returned {shape}; choose a layer "
-                "whose output is a single [B, C, h, w] tensor"
-            )
-        outputs.append(output)
-        return output.clone()
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        yield outputs
-    finally:
-        handle.remove()
 
 
 def _safe_div(num: Tensor, den: Tensor) -> Tensor:
@@ -80,11 +54,15 @@ def gradcampp_from_gradient(act: Tensor, grad: Tensor) -> Tensor:
 
 
 class GradCAMPlusPlus(Interpreter):
-    """Grad-CAM++: ``relu(sum_k w_k A_k)`` with ``w_k = sum_ij alpha_kij relu(d y_c / d A_kij)``."""
+    """Grad-CAM++: ``relu(sum_k w_k A_k)`` with ``w_k = sum_ij alpha_kij relu(d y_c / d A_kij)``.
+
+    No hyper-parameters: ``hyperparams = HyperParams`` declares none, so any keyword is refused.
+    """
 
     name = "gradcampp"
     layer_level = True
     differentiable = True
+    hyperparams = HyperParams
 
     def explain(
         self,
@@ -97,27 +75,8 @@ class GradCAMPlusPlus(Interpreter):
     ) -> Tensor:
         layer = require_layer(self, layer)
         x, target = check_inputs(x, target)
-        with torch.enable_grad(), _record_output(layer) as outputs:
-            logits = model(x.detach())
-        if not outputs:
-            raise InterpreterError(
-                f"gradcampp: the target layer {type(layer).__name__} was not called during the forward "
-                "pass; pass a module of this model"
-            )
-        act = outputs[-1]
-        if not act.requires_grad:
-            raise InterpreterError(
-                "gradcampp: the target layer's output does not require grad; is the model frozen?"
-            )
-        if logits.dim() != 2:
-            raise InterpreterError(
-                f"gradcampp: the model returned shape {tuple(logits.shape)}; expected [B, classes]"
-            )
+        act, grad = layer_gradient(model, x, target, layer, create_graph)
         with torch.enable_grad():
-            # Summing the target logits over the batch gives each image's own gradient (eval mode:
-            # image i's logit depends on image i only).
-            score = logits.gather(1, target.view(-1, 1)).sum()
-            (grad,) = torch.autograd.grad(score, act, create_graph=create_graph)
             if not create_graph:
                 act = act.detach()
             return gradcampp_from_gradient(act, grad)
