@@ -11,6 +11,7 @@ from robustbench_interp.errors import (
     RBIError,
     UnknownNameError,
     UnsupportedModelError,
+    UsageError,
 )
 from robustbench_interp.interpreters import (
     get_interpreter,
@@ -33,6 +34,7 @@ __all__ = [
     "RBIError",
     "UnknownNameError",
     "UnsupportedModelError",
+    "UsageError",
     "get_composites",
     "get_dataset",
     "get_interpreter",

@@ -25,15 +25,21 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from robustbench_interp.attacks import get_attack
 from robustbench_interp.attacks.finetune import (
     corresponding_module,
     expected_grid,
     explain_checked,
     manipulate,
 )
-from robustbench_interp.attacks import get_attack
 from robustbench_interp.config import CellConfig
-from robustbench_interp.errors import InterpreterError, NotDifferentiableError, PluginImportError, RBIError
+from robustbench_interp.errors import (
+    InterpreterError,
+    MissingResourceError,
+    NotDifferentiableError,
+    PluginImportError,
+    RBIError,
+)
 from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.interpreters.base import Interpreter
 from robustbench_interp.metrics.accuracy import evaluate_accuracy
@@ -216,7 +222,8 @@ class Benchmark:
             model = copy.deepcopy(base.model)
             model.load_state_dict(load_state_dict_safe(path, map_location=self.device))
             return model.eval()
-        raise LookupError(f"no manipulated weights for cell {cfg.label} ({cfg.cell_id}) at {path}")
+        raise MissingResourceError(f"no manipulated weights for cell {cfg.label} ({cfg.cell_id}) at {path}; "
+                                   "compute the cell first (rbi run, or Benchmark.run_cell)")
 
     def _manipulate(self, cfg: CellConfig, interpreter: Interpreter) -> tuple[nn.Module, dict[str, Any]]:
         base = self.base(cfg.track, cfg.model)

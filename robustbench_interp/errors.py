@@ -32,6 +32,11 @@ class PluginImportError(RBIError, ImportError):
     whether the module or the attribute failed."""
 
 
+class UsageError(RBIError, RuntimeError):
+    """A documented object was used out of order (e.g. ``FreePerturbation.step()`` before
+    ``perturb()``); the message says which call must come first."""
+
+
 class InterpreterError(RBIError):
     """An interpreter failed while explaining: it raised, or returned a map of the wrong shape,
     dtype, or with NaN / infinite values. The benchmark records the failing cell and carries on."""

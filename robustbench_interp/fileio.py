@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from robustbench_interp.errors import MissingResourceError
+from robustbench_interp.errors import ConfigError, MissingResourceError
 
 
 @contextlib.contextmanager
@@ -54,12 +54,12 @@ def _fsync_dir(directory: Path) -> None:
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as JSON to ``path`` atomically (temp file, fsync, ``os.replace``).
 
-    Non-finite floats are refused (JSON has no NaN): a ``ValueError`` names the problem.
+    Non-finite floats are refused (JSON has no NaN): a :class:`ConfigError` names the problem.
     """
     try:
         text = json.dumps(data, indent=1, sort_keys=True, allow_nan=False)
     except ValueError as exc:
-        raise ValueError(f"cannot store {path}: {exc}; metrics must be finite numbers") from exc
+        raise ConfigError(f"cannot store {path}: {exc}; metrics must be finite numbers") from exc
     with _atomic_target(Path(path)) as f:
         f.write(text.encode("utf-8"))
 

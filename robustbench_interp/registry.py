@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 from typing import Generic, TypeVar
 
-from robustbench_interp.errors import DuplicateNameError, PluginImportError, UnknownNameError
+from robustbench_interp.errors import ConfigError, DuplicateNameError, PluginImportError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -67,7 +67,7 @@ class Registry(Generic[T]):
     def add(self, name: str, factory: T, *, origin: str = "built-in") -> T:
         """Register ``factory`` under ``name``; a name registered twice is an error."""
         if not isinstance(name, str) or not name:
-            raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+            raise ConfigError(f"a {self.kind} name must be a non-empty string, got {name!r}")
         if name in self._entries:
             raise DuplicateNameError(
                 f"{self.kind} {name!r} is already registered (by {self._origins[name]}); "

@@ -11,7 +11,7 @@ from torch.utils.data import TensorDataset
 
 from robustbench_interp import Interpreter
 from robustbench_interp.attacks.finetune import manipulate
-from robustbench_interp.config import Attack, AttackParams
+from robustbench_interp.config import AttackParams
 from robustbench_interp.engine import Benchmark
 from robustbench_interp.errors import InterpreterError, NotDifferentiableError
 from robustbench_interp.grid import build_grid
@@ -37,7 +37,7 @@ def test_the_fine_tuning_loop_refuses_before_any_step():
     interp = MeanColour()
     interp.name = "mean_colour"
     with pytest.raises(NotDifferentiableError, match="'mean_colour' is not differentiable") as info:
-        manipulate(net, None, interp, Attack.LOCATION, params, data)
+        manipulate(net, None, interp, "location", params, data)
     assert isinstance(info.value, InterpreterError)
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
 

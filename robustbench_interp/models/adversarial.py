@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from robustbench_interp.errors import ConfigError
+from robustbench_interp.errors import ConfigError, UsageError
 from robustbench_interp.models.training import TrainConfig, _as_tensors, accuracy, warmup_cosine
 
 
@@ -77,11 +77,11 @@ class FreePerturbation:
         """Move ``delta`` by ``step_size * sign(grad)`` (default: the gradient left by ``backward``),
         then project it onto the eps ball and so that ``x + delta`` stays in [0, 1]."""
         if self.current is None or self._x is None:
-            raise RuntimeError("FreePerturbation.step() called before perturb().")
+            raise UsageError("FreePerturbation.step() called before perturb(); call perturb(x) first.")
         if grad is None:
             grad = self.current.grad
         if grad is None:
-            raise RuntimeError(
+            raise UsageError(
                 "FreePerturbation.step(): delta has no gradient; call loss.backward() on a loss that "
                 "uses perturb(x), or pass grad= explicitly."
             )
