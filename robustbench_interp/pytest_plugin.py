@@ -1,8 +1,10 @@
 """The pytest plugin behind ``pytest suites/`` (registered through the ``pytest11`` entry point).
 
 All options live in one group, ``robustbench_interp``, defined once in
-:mod:`robustbench_interp.options` and shared with the CLI. The plugin parametrises the suites'
-tests (``rbi_interpreter``, ``rbi_cell``, ``rbi_transfer``), keeps its state in ``config.stash``,
+:mod:`robustbench_interp.options` and shared with the CLI; here they carry the ``--rbi-`` prefix
+(``--rbi-interpreter``, ``--rbi-device``, ...), since the plugin is loaded into every pytest run of
+the environment and bare names such as ``--device`` or ``--seed`` belong to other plugins. The
+plugin parametrises the suites' tests (``rbi_interpreter``, ``rbi_cell``, ``rbi_transfer``), keeps its state in ``config.stash``,
 prints an FSR table at the end of the session, and can write the leaderboard. It imports nothing
 heavy until a suite asks for it, so other test runs are unaffected.
 """
@@ -16,6 +18,9 @@ import pytest
 
 from robustbench_interp.options import (
     OPTIONS,
+    PLUGIN_PREFIX,
+    SUITE_OPTIONS,
+    add_options,
     check_interpreter_names,
     overrides,
     selected_attacks,
@@ -29,12 +34,7 @@ ATTACK_MARK = "rbi_attack"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("robustbench_interp", "robustbench_interp benchmark (pytest suites/)")
-    for flag, kwargs in OPTIONS:
-        group.addoption(flag, **kwargs)
-    group.addoption("--max-fsr", type=float, default=None, dest="rbi_max_fsr", metavar="PERCENT",
-                    help="fail an adaptive robustness cell whose FSR exceeds PERCENT (default: report only)")
-    group.addoption("--rbi-leaderboard", default=None, dest="rbi_leaderboard", metavar="DIR",
-                    help="write the leaderboard of the track under DIR/<track>/ at the end of the session")
+    add_options(group.addoption, [*OPTIONS, *SUITE_OPTIONS], prefix=PLUGIN_PREFIX)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,7 +65,7 @@ class Suite:
         try:
             check_interpreter_names(specs)
         except UnknownNameError as exc:  # reported as a usage error once collection ends
-            self.usage_error = f"--interpreter: {exc}"
+            self.usage_error = f"--{PLUGIN_PREFIX}interpreter: {exc}"
             return []
         return specs
 
@@ -133,7 +133,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the robustness tests of attacks left out with --attacks (rather than skip them)."""
+    """Deselect the robustness tests of attacks left out with --rbi-attacks (rather than skip them)."""
     suite = config.stash.get(SUITE_KEY, None)
     if suite is None:
         return

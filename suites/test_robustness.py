@@ -1,7 +1,7 @@
 """Robustness cells: every attack x base model, adaptive (through the interpreter itself) and
 transfer (the interpreter scored on models manipulated through the built-in attackers).
 
-A test fails only when its cell could not be computed, or, with --max-fsr, when an adaptive FSR
+A test fails only when its cell could not be computed, or, with --rbi-max-fsr, when an adaptive FSR
 exceeds the goal. Each cell's FSR is a test property and appears in the summary table.
 """
 
@@ -28,7 +28,7 @@ def adaptive(suite, cell, record_property):
     record_property("top1_drop", record["metrics"]["top1_drop"])
     goal = suite.opt("rbi_max_fsr")
     if goal is not None and metrics["fsr"] > goal:
-        pytest.fail(f"{cell.label}: FSR {metrics['fsr']:.1f}% > --max-fsr {goal}% "
+        pytest.fail(f"{cell.label}: FSR {metrics['fsr']:.1f}% > --rbi-max-fsr {goal}% "
                     f"(baseline {metrics['baseline_fsr']:.1f}%)")
 
 

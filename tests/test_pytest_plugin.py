@@ -10,13 +10,20 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch._dynamo  # noqa: F401  (pytester drops modules first imported inside a run; torch's
-import torch.fx  # noqa: F401        lazily imported parts cannot be imported twice, so import them here)
+import torch._dynamo
+import torch.fx
 
-import robustbench_interp.engine  # noqa: F401
-import robustbench_interp.leaderboard  # noqa: F401
+import robustbench_interp.conformance
+import robustbench_interp.engine
+import robustbench_interp.leaderboard
 
 pytest_plugins = ["pytester"]
+
+#: pytester drops the modules first imported inside a run, so the suites' modules are imported here:
+#: torch's lazily imported parts cannot be imported twice, and a check added to conformance.CHECKS
+#: must be in the dict the plugin reads.
+PRELOADED = (torch._dynamo, torch.fx, robustbench_interp.conformance, robustbench_interp.engine,
+             robustbench_interp.leaderboard)
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
 
@@ -63,12 +70,13 @@ def suite_dir(pytester, monkeypatch):
 
 def run(pytester, *args):
     store = pytester.path / "store"
-    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "--store", str(store), "--models", "vgg",
-                                        "--eval-size", "8", "--accuracy-size", "64", "--steps", "2", *args)
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "--rbi-store", str(store), "--rbi-models", "vgg",
+                                        "--rbi-eval-size", "8", "--rbi-accuracy-size", "64", "--rbi-steps", "2",
+                                        *args)
 
 
 def test_test_ids_read_like_the_cells(suite_dir):
-    result = run(suite_dir, "--collect-only", "-q", "--interpreter", "gradcam", "--attacks", "location")
+    result = run(suite_dir, "--collect-only", "-q", "--rbi-interpreter", "gradcam", "--rbi-attacks", "location")
     result.stdout.fnmatch_lines([
         "test_conformance.py::test_finite[[]gradcam[]]",
         "test_robustness.py::test_location[[]tiny-vgg-gradcam[]]",
@@ -77,14 +85,14 @@ def test_test_ids_read_like_the_cells(suite_dir):
 
 
 def test_an_unknown_interpreter_is_a_usage_error_naming_the_close_names(suite_dir):
-    result = run(suite_dir, "--collect-only", "-q", "--interpreter", "gradcma")
+    result = run(suite_dir, "--collect-only", "-q", "--rbi-interpreter", "gradcma")
     assert result.ret != 0
-    result.stderr.fnmatch_lines(["*--interpreter: unknown interpreter 'gradcma'. Did you mean 'gradcam'*"])
+    result.stderr.fnmatch_lines(["*--rbi-interpreter: unknown interpreter 'gradcma'. Did you mean 'gradcam'*"])
 
 
 def test_conformance_names_the_property_that_failed(suite_dir):
-    result = run(suite_dir, "test_conformance.py", "--interpreter", "plugin_edges", "--interpreter", "plugin_input",
-                 "--tb=line", "-rfs")
+    result = run(suite_dir, "test_conformance.py", "--rbi-interpreter", "plugin_edges",
+                 "--rbi-interpreter", "plugin_input", "--tb=line", "-rfs")
     # both ignore the model: they fail target dependence and randomisation; only plugin_edges has the
     # wrong shape; finiteness, determinism, batch independence and spatial variation hold for both
     result.assert_outcomes(failed=5, passed=9, skipped=2)
@@ -98,8 +106,8 @@ def test_conformance_names_the_property_that_failed(suite_dir):
 
 
 def test_robustness_cells_report_fsr_and_fail_only_when_not_computed(suite_dir):
-    result = run(suite_dir, "test_robustness.py", "--attacks", "location",
-                 "--interpreter", "gradcam", "--interpreter", "plugin_edges", "-rs")
+    result = run(suite_dir, "test_robustness.py", "--rbi-attacks", "location",
+                 "--rbi-interpreter", "gradcam", "--rbi-interpreter", "plugin_edges", "-rs")
     # adaptive gradcam and transfer lrp_t -> gradcam pass; plugin_edges is not differentiable (skipped)
     # and its wrong-shaped maps fail both of its transfer cells, and only those
     result.assert_outcomes(passed=2, failed=2, skipped=1, deselected=6)
@@ -112,15 +120,15 @@ def test_robustness_cells_report_fsr_and_fail_only_when_not_computed(suite_dir):
 
 
 def test_max_fsr_turns_the_goal_into_a_gate(suite_dir):
-    result = run(suite_dir, "test_robustness.py", "--attacks", "location", "--interpreter", "gradcam",
-                 "-k", "not transfer", "--max-fsr", "-1")
+    result = run(suite_dir, "test_robustness.py", "--rbi-attacks", "location", "--rbi-interpreter", "gradcam",
+                 "-k", "not transfer", "--rbi-max-fsr", "-1")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*> --max-fsr -1.0%*"])
+    result.stdout.fnmatch_lines(["*> --rbi-max-fsr -1.0%*"])
 
 
 def test_leaderboard_option_writes_the_tables(suite_dir):
     out = suite_dir.path / "board"
-    result = run(suite_dir, "test_robustness.py", "--attacks", "topk", "--interpreter", "gradcam",
+    result = run(suite_dir, "test_robustness.py", "--rbi-attacks", "topk", "--rbi-interpreter", "gradcam",
                  "-k", "not transfer", "--rbi-leaderboard", str(out))
     result.assert_outcomes(passed=1)
     assert "gradcam" in (out / "tiny" / "fsr.md").read_text()
@@ -130,5 +138,26 @@ def test_options_are_in_one_group(pytester):
     result = pytester.runpytest_inprocess("--help")
     text = result.stdout.str()
     section = text[text.index("robustbench_interp benchmark"):]
-    for flag in ("--interpreter=SPEC", "--track", "--models", "--attacks", "--device", "--store", "--max-fsr"):
+    for flag in ("--rbi-interpreter=SPEC", "--rbi-track", "--rbi-models", "--rbi-attacks", "--rbi-device",
+                 "--rbi-store", "--rbi-max-fsr"):
         assert flag in section, flag
+
+
+def test_help_shows_no_unprefixed_option_of_ours(pytester):
+    """The plugin is loaded into every pytest run of the environment, so its options carry the
+    --rbi- prefix: bare names (--device, --seed, --store, --lr) belong to other plugins and conftests."""
+    from robustbench_interp.options import OPTIONS, SUITE_OPTIONS
+
+    result = pytester.runpytest_subprocess("--help")  # a fresh interpreter, in a folder outside the repo
+    assert result.ret == 0
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if line.startswith("robustbench_interp benchmark"))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" ")), len(lines))
+    flags = {line.split()[0].split("=")[0] for line in lines[start + 1 : end] if line.startswith("  -")}
+    assert flags == {f"--rbi-{name}" for name, _ in [*OPTIONS, *SUITE_OPTIONS]}
+
+
+def test_a_bare_option_name_is_not_ours(pytester):
+    result = pytester.runpytest_inprocess("--device", "cpu")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unrecognized arguments: --device*"])
