@@ -4,13 +4,15 @@ All options live in one group, ``robustbench_interp``, defined once in
 :mod:`robustbench_interp.options` and shared with the CLI; here they carry the ``--rbi-`` prefix
 (``--rbi-interpreter``, ``--rbi-device``, ...), since the plugin is loaded into every pytest run of
 the environment and bare names such as ``--device`` or ``--seed`` belong to other plugins. The
-plugin parametrises the suites' tests (``rbi_interpreter``, ``rbi_cell``, ``rbi_transfer``), keeps its state in ``config.stash``,
-prints an FSR table at the end of the session, and can write the leaderboard. It imports nothing
-heavy until a suite asks for it, so other test runs are unaffected.
+plugin parametrises the suites' tests (``rbi_interpreter``, ``rbi_check``, ``rbi_cell``,
+``rbi_transfer``), gives them fixtures (``rbi_suite``, ``rbi_interp``, ``rbi_model``, ``rbi_batch``),
+keeps its state in ``config.stash``, prints an FSR table at the end of the session, and can write the
+leaderboard. It imports nothing heavy until a suite asks for it, so other test runs are unaffected.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +86,19 @@ class Suite:
                           overrides=overrides(self.opt("rbi_lr"), self.opt("rbi_lam"), self.opt("rbi_steps"),
                                               self.opt("rbi_cooldown")))
 
+    def interpreter(self, spec: str, params: Any = ()) -> Any:
+        """The interpreter ``spec`` built with ``params`` (a mapping or ``(key, value)`` pairs)."""
+        from robustbench_interp.interpreters import get_interpreter
+
+        return get_interpreter(spec, **dict(params))
+
+    def record(self, kind: str, label: str, record: dict[str, Any], scores: dict[str, Any] | None) -> None:
+        """Add a cell's outcome (``kind``: adaptive or transfer) to the end-of-session FSR table."""
+        self.results.append({"kind": kind, "label": label, "status": record.get("status"),
+                             "fsr": (scores or {}).get("fsr"), "baseline_fsr": (scores or {}).get("baseline_fsr"),
+                             "top1_drop": (record.get("metrics") or {}).get("top1_drop"),
+                             "reason": record.get("reason")})
+
     @property
     def bench(self) -> Any:
         if self._bench is None:
@@ -112,12 +127,34 @@ def _suite(config: pytest.Config) -> Suite:
     return config.stash[SUITE_KEY]
 
 
+@dataclass(frozen=True)
+class Check:
+    """One conformance check of :data:`robustbench_interp.conformance.CHECKS`, as the ``rbi_check``
+    parameter: ``check(interp, model, (x, y))`` raises when the property does not hold."""
+
+    name: str
+    function: Callable[..., None]
+
+    def __call__(self, interp: Any, model: Any, batch: tuple[Any, Any]) -> None:
+        x, y = batch
+        self.function(interp, model, x, y)
+
+
+def _checks() -> list[Check]:
+    from robustbench_interp.conformance import CHECKS
+
+    return [Check(name, function) for name, function in CHECKS.items()]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     suite = _suite(metafunc.config)
     names = metafunc.fixturenames
     if "rbi_interpreter" in names:
         specs = suite.interpreters()
         metafunc.parametrize("rbi_interpreter", specs, ids=specs, scope="module")
+    if "rbi_check" in names:
+        checks = _checks()
+        metafunc.parametrize("rbi_check", checks, ids=[c.name for c in checks])
     mark = metafunc.definition.get_closest_marker(ATTACK_MARK)
     if mark is None:
         return
@@ -155,6 +192,12 @@ def rbi_suite(request: pytest.FixtureRequest) -> Suite:
     return _suite(request.config)
 
 
+@pytest.fixture(scope="module")
+def rbi_interp(rbi_suite: Suite, rbi_interpreter: str):
+    """The interpreter ``rbi_interpreter`` (a selected spec), built."""
+    return rbi_suite.interpreter(rbi_interpreter)
+
+
 @pytest.fixture(scope="session")
 def rbi_model(rbi_suite: Suite):
     """The first selected base model of the track (trained or loaded), for conformance checks."""
@@ -168,13 +211,6 @@ def rbi_batch(rbi_suite: Suite):
     data = rbi_suite.bench.data(rbi_suite.track)
     device = rbi_suite.bench.device
     return data.val_x[:8].to(device), data.val_y[:8].to(device)
-
-
-def record_result(suite: Suite, kind: str, label: str, record: dict[str, Any], scores: dict[str, Any] | None) -> None:
-    suite.results.append({"kind": kind, "label": label, "status": record.get("status"),
-                          "fsr": (scores or {}).get("fsr"), "baseline_fsr": (scores or {}).get("baseline_fsr"),
-                          "top1_drop": (record.get("metrics") or {}).get("top1_drop"),
-                          "reason": record.get("reason")})
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from robustbench_interp import get_interpreter
-from robustbench_interp.pytest_plugin import record_result
-
 
 def adaptive(suite, cell, record_property):
-    if not get_interpreter(cell.interpreter, **dict(cell.interpreter_params)).differentiable:
+    if not suite.interpreter(cell.interpreter, cell.interpreter_params).differentiable:
         pytest.skip(f"{cell.interpreter!r} is not differentiable: transfer cells only")
     with suite.visible():
         record = suite.bench.run_cell(cell)
     scores = suite.bench.store.get_score(cell.cell_id, cell.interpreter, cell.interpreter_params)
     metrics = (scores or {}).get("metrics", {})
-    record_result(suite, "adaptive", cell.label, record, metrics)
+    suite.record("adaptive", cell.label, record, metrics)
     if record["status"] != "ok":
         pytest.fail(f"cell {cell.label} could not be computed: {record['reason']}")
     record_property("fsr", metrics["fsr"])
@@ -41,7 +38,7 @@ def transfer(suite, pair, record_property):
     if record is None:
         pytest.fail(f"the manipulated model {cell.label} could not be computed: "
                     f"{suite.bench.store.get(cell.cell_id)['reason']}")
-    record_result(suite, "transfer", label, record, record.get("metrics"))
+    suite.record("transfer", label, record, record.get("metrics"))
     if record["status"] != "ok":
         pytest.fail(f"transfer cell {label} could not be computed: {record['reason']}")
     record_property("fsr", record["metrics"]["fsr"])

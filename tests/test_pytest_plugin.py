@@ -78,7 +78,7 @@ def run(pytester, *args):
 def test_test_ids_read_like_the_cells(suite_dir):
     result = run(suite_dir, "--collect-only", "-q", "--rbi-interpreter", "gradcam", "--rbi-attacks", "location")
     result.stdout.fnmatch_lines([
-        "test_conformance.py::test_finite[[]gradcam[]]",
+        "test_conformance.py::test_conformance[[]gradcam-finite[]]",
         "test_robustness.py::test_location[[]tiny-vgg-gradcam[]]",
         "test_robustness.py::test_location_transfer[[]tiny-vgg-lrp_t-to-gradcam[]]",
     ])
@@ -102,7 +102,7 @@ def test_conformance_names_the_property_that_failed(suite_dir):
         "*'plugin_input': maps barely change when the top layers are re-initialised*",
         "*transfer cells only*",
     ])
-    result.stdout.fnmatch_lines(["FAILED test_conformance.py::test_shape_and_dtype[[]plugin_edges[]]*"])
+    result.stdout.fnmatch_lines(["FAILED test_conformance.py::test_conformance[[]plugin_edges-shape_and_dtype[]]*"])
 
 
 def test_robustness_cells_report_fsr_and_fail_only_when_not_computed(suite_dir):
@@ -161,3 +161,30 @@ def test_a_bare_option_name_is_not_ours(pytester):
     result = pytester.runpytest_inprocess("--device", "cpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unrecognized arguments: --device*"])
+
+
+def collected(result) -> list[str]:
+    return [line for line in result.stdout.lines if "::" in line]
+
+
+def check_never_holds(interp, lm, x, y):
+    from robustbench_interp.conformance import ConformanceError
+
+    raise ConformanceError(f"{interp.name!r} never has this property")
+
+
+def test_conformance_tests_are_generated_from_the_checks(suite_dir, monkeypatch):
+    from robustbench_interp import conformance
+
+    monkeypatch.setitem(conformance.CHECKS, "never_holds", check_never_holds)  # adding a check: one edit
+    ids = collected(run(suite_dir, "test_conformance.py", "--collect-only", "-q", "--rbi-interpreter", "gradcam"))
+    assert ids == [f"test_conformance.py::test_conformance[gradcam-{name}]" for name in conformance.CHECKS]
+
+
+def test_an_added_check_runs_as_its_own_test(suite_dir, monkeypatch):
+    from robustbench_interp import conformance
+
+    monkeypatch.setitem(conformance.CHECKS, "never_holds", check_never_holds)
+    result = run(suite_dir, "test_conformance.py", "--rbi-interpreter", "gradcam", "-k", "never_holds", "--tb=line")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*'gradcam' never has this property*"])
