@@ -16,6 +16,7 @@ from pathlib import Path
 
 from robustbench_interp.options import (
     add_options,
+    check_attack_names,
     check_interpreter_names,
     overrides,
     selected_attacks,
@@ -182,6 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     track = args.rbi_track
     models = selected_models(track, args.rbi_models)
     attacks = selected_attacks(args.rbi_attacks)
+    check_attack_names(attacks)
     cells, scorers = run_cells(args, track, models, attacks)
     attackers = list(dict.fromkeys(c.interpreter for c in cells))
     store = Store(args.rbi_store)

@@ -10,6 +10,7 @@ same ``dest`` (``rbi_device``), so the code reading it does not depend on the sp
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -87,7 +88,7 @@ def selected_models(track: str, value: str | None) -> list[str]:
 
 
 def selected_attacks(value: str | None) -> list[str]:
-    """The ``--attacks`` selection, or every attack."""
+    """The ``--attacks`` selection, or every attack (the names as given: see :func:`check_attack_names`)."""
     return split_list(value) or [a.value for a in Attack]
 
 
@@ -111,3 +112,15 @@ def check_interpreter_names(specs: list[str]) -> None:
             except PluginImportError:
                 pass
 
+
+def check_attack_names(names: Iterable[str]) -> None:
+    """Fail at once on an attack name that is not an attack (a typo such as ``locaton``) with
+    :class:`~robustbench_interp.errors.UnknownNameError`, naming the close names and every attack."""
+    from robustbench_interp.errors import UnknownNameError
+
+    valid = selected_attacks(None)  # no selection: every attack
+    for name in names:
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise UnknownNameError(f"unknown attack {name!r}.{hint} Attacks: {', '.join(valid)}.")

@@ -23,6 +23,7 @@ from robustbench_interp.options import (
     PLUGIN_PREFIX,
     SUITE_OPTIONS,
     add_options,
+    check_attack_names,
     check_interpreter_names,
     overrides,
     selected_attacks,
@@ -31,7 +32,6 @@ from robustbench_interp.options import (
 
 #: Built-in interpreters through which models are manipulated for a submission's transfer cells.
 TRANSFER_ATTACKERS = ("gradcam", "lrp_t")
-ATTACK_MARK = "rbi_attack"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,7 +40,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"{ATTACK_MARK}(name): a robustness test of one attack (suites/)")
+    """An unknown ``--rbi-attacks`` name is a usage error at once (not a run that selects nothing)."""
+    from robustbench_interp.errors import UnknownNameError
+
+    value = config.getoption("rbi_attacks", None)
+    if value is not None:
+        try:
+            check_attack_names(selected_attacks(value))
+        except UnknownNameError as exc:
+            raise pytest.UsageError(f"--{PLUGIN_PREFIX}attacks: {exc}") from None
 
 
 @dataclass
@@ -77,14 +85,15 @@ class Suite:
     def attacks(self) -> list[str]:
         return selected_attacks(self.opt("rbi_attacks"))
 
-    def cells(self, attack: str, interpreters: list[str]) -> list[Any]:
+    def cells(self, interpreters: list[str]) -> list[tuple[str, Any]]:
+        """``(attack, cell)`` for every selected attack x model x interpreter, attack by attack."""
         from robustbench_interp.grid import build_grid
 
-        if attack not in self.attacks():
-            return []
-        return build_grid(self.track, self.models(), [attack], interpreters, seed=self.opt("rbi_seed"),
-                          overrides=overrides(self.opt("rbi_lr"), self.opt("rbi_lam"), self.opt("rbi_steps"),
-                                              self.opt("rbi_cooldown")))
+        kw = {"seed": self.opt("rbi_seed"),
+              "overrides": overrides(self.opt("rbi_lr"), self.opt("rbi_lam"), self.opt("rbi_steps"),
+                                     self.opt("rbi_cooldown"))}
+        return [(attack, cell) for attack in self.attacks()
+                for cell in build_grid(self.track, self.models(), [attack], interpreters, **kw)]
 
     def interpreter(self, spec: str, params: Any = ()) -> Any:
         """The interpreter ``spec`` built with ``params`` (a mapping or ``(key, value)`` pairs)."""
@@ -147,6 +156,11 @@ def _checks() -> list[Check]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise a suite test by the fixtures it uses: ``rbi_interpreter`` (every selected
+    interpreter, first in the id), ``rbi_check`` (every conformance check), ``rbi_cell`` (every
+    selected attack x model x interpreter: an adaptive cell) and ``rbi_transfer`` (every selected
+    attack x model x built-in attacker, scored by every other selected interpreter). The robustness
+    ids start with the attack, so ``-k location`` selects one attack."""
     suite = _suite(metafunc.config)
     names = metafunc.fixturenames
     if "rbi_interpreter" in names:
@@ -155,35 +169,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "rbi_check" in names:
         checks = _checks()
         metafunc.parametrize("rbi_check", checks, ids=[c.name for c in checks])
-    mark = metafunc.definition.get_closest_marker(ATTACK_MARK)
-    if mark is None:
-        return
-    attack = mark.args[0]
     if "rbi_cell" in names:
-        cells = suite.cells(attack, suite.interpreters())
-        metafunc.parametrize("rbi_cell", cells, ids=[f"{c.track.value}-{c.model}-{c.interpreter}" for c in cells])
+        cells = suite.cells(suite.interpreters())
+        metafunc.parametrize("rbi_cell", [c for _, c in cells],
+                             ids=[f"{a}-{c.track.value}-{c.model}-{c.interpreter}" for a, c in cells])
     if "rbi_transfer" in names:
-        pairs = [(cell, spec) for cell in suite.cells(attack, list(TRANSFER_ATTACKERS))
+        pairs = [(attack, cell, spec) for attack, cell in suite.cells(list(TRANSFER_ATTACKERS))
                  for spec in suite.interpreters() if spec != cell.interpreter]
-        metafunc.parametrize("rbi_transfer", pairs,
-                             ids=[f"{c.track.value}-{c.model}-{c.interpreter}-to-{s}" for c, s in pairs])
+        metafunc.parametrize("rbi_transfer", [(c, s) for _, c, s in pairs],
+                             ids=[f"{a}-{c.track.value}-{c.model}-{c.interpreter}-to-{s}" for a, c, s in pairs])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the robustness tests of attacks left out with --rbi-attacks (rather than skip them)."""
+    """A usage error met while parametrising (an unknown interpreter name) stops the run here."""
     suite = config.stash.get(SUITE_KEY, None)
-    if suite is None:
-        return
-    if suite.usage_error:
+    if suite is not None and suite.usage_error:
         raise pytest.UsageError(suite.usage_error)
-    selected = set(suite.attacks())
-    keep, drop = [], []
-    for item in items:
-        mark = item.get_closest_marker(ATTACK_MARK)
-        (drop if mark is not None and mark.args[0] not in selected else keep).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
 
 
 @pytest.fixture(scope="session")

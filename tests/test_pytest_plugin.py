@@ -79,8 +79,8 @@ def test_test_ids_read_like_the_cells(suite_dir):
     result = run(suite_dir, "--collect-only", "-q", "--rbi-interpreter", "gradcam", "--rbi-attacks", "location")
     result.stdout.fnmatch_lines([
         "test_conformance.py::test_conformance[[]gradcam-finite[]]",
-        "test_robustness.py::test_location[[]tiny-vgg-gradcam[]]",
-        "test_robustness.py::test_location_transfer[[]tiny-vgg-lrp_t-to-gradcam[]]",
+        "test_robustness.py::test_adaptive[[]location-tiny-vgg-gradcam[]]",
+        "test_robustness.py::test_transfer[[]location-tiny-vgg-lrp_t-to-gradcam[]]",
     ])
 
 
@@ -110,9 +110,9 @@ def test_robustness_cells_report_fsr_and_fail_only_when_not_computed(suite_dir):
                  "--rbi-interpreter", "gradcam", "--rbi-interpreter", "plugin_edges", "-rs")
     # adaptive gradcam and transfer lrp_t -> gradcam pass; plugin_edges is not differentiable (skipped)
     # and its wrong-shaped maps fail both of its transfer cells, and only those
-    result.assert_outcomes(passed=2, failed=2, skipped=1, deselected=6)
+    result.assert_outcomes(passed=2, failed=2, skipped=1, deselected=0)
     result.stdout.fnmatch_lines([
-        "*test_location_transfer[[]tiny-vgg-gradcam-to-plugin_edges[]]*",
+        "*test_transfer[[]location-tiny-vgg-gradcam-to-plugin_edges[]]*",
         "*robustbench_interp: fooling success rates*",
         "*adaptive*tiny-vgg-location-gradcam*ok*",
     ])
@@ -163,8 +163,47 @@ def test_a_bare_option_name_is_not_ours(pytester):
     result.stderr.fnmatch_lines(["*unrecognized arguments: --device*"])
 
 
+def test_an_unknown_attack_is_a_usage_error_naming_the_attacks(suite_dir):
+    from robustbench_interp.options import selected_attacks
+
+    result = run(suite_dir, "--collect-only", "-q", "--rbi-attacks", "location,locaton")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    expected = f"Attacks: {', '.join(selected_attacks(None))}."
+    result.stderr.fnmatch_lines([f"*--rbi-attacks: unknown attack 'locaton'. Did you mean 'location'? {expected}*"])
+
+
 def collected(result) -> list[str]:
     return [line for line in result.stdout.lines if "::" in line]
+
+
+def collect_robustness(suite_dir, *args) -> list[str]:
+    return collected(run(suite_dir, "test_robustness.py", "--collect-only", "-q", "--rbi-interpreter", "gradcam",
+                         *args))
+
+
+def test_robustness_tests_are_generated_for_every_attack(suite_dir):
+    from robustbench_interp.options import selected_attacks
+
+    ids = collect_robustness(suite_dir)
+    # one model, one interpreter: one adaptive cell and one transfer cell (lrp_t -> gradcam) per attack
+    assert len(ids) == 2 * len(selected_attacks(None))
+    for attack in selected_attacks(None):
+        assert f"test_robustness.py::test_adaptive[{attack}-tiny-vgg-gradcam]" in ids
+        assert f"test_robustness.py::test_transfer[{attack}-tiny-vgg-lrp_t-to-gradcam]" in ids
+
+
+def test_robustness_tests_are_generated_for_the_selected_attacks_only(suite_dir):
+    result = run(suite_dir, "test_robustness.py", "--collect-only", "-q", "--rbi-interpreter", "gradcam",
+                 "--rbi-attacks", "topk,active")
+    assert [line.split("[")[1].split("-")[0] for line in collected(result)] == ["topk", "active", "topk", "active"]
+    assert "deselected" not in result.stdout.str()
+
+
+def test_k_with_an_attack_name_selects_that_attack(suite_dir):
+    assert collect_robustness(suite_dir, "-k", "location") == [
+        "test_robustness.py::test_adaptive[location-tiny-vgg-gradcam]",
+        "test_robustness.py::test_transfer[location-tiny-vgg-lrp_t-to-gradcam]",
+    ]
 
 
 def check_never_holds(interp, lm, x, y):
