@@ -11,16 +11,16 @@ import pytest
 import torch
 from torch import nn
 
+import robustbench_interp
+from robustbench_interp.conformance import CHECKS
+from robustbench_interp.errors import InterpreterError
+from robustbench_interp.interpreters import INTERPRETERS, get_interpreter
+from robustbench_interp.models import load_model
+
 rbi_gradcampp = pytest.importorskip(
     "rbi_gradcampp",
     reason="the example plug-in is not installed; run `pip install -e examples/rbi_gradcampp`",
 )
-
-import robustbench_interp  # noqa: E402
-from robustbench_interp.conformance import CHECKS  # noqa: E402
-from robustbench_interp.errors import InterpreterError  # noqa: E402
-from robustbench_interp.interpreters import INTERPRETERS, get_interpreter  # noqa: E402
-from robustbench_interp.models import load_model  # noqa: E402
 
 
 class _SmallCNN(nn.Module):
