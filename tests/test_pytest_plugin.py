@@ -59,7 +59,9 @@ def pytest_configure(config):
 def suite_dir(pytester, monkeypatch):
     from robustbench_interp.interpreters import INTERPRETERS
 
-    # the suites run in this process: the conftest's registrations must not outlive the test
+    # the suites run in this process: the conftest's registrations must not outlive the test (the
+    # installed plug-ins are loaded first, or they would be lost with the copies for later tests)
+    INTERPRETERS.names()
     monkeypatch.setattr(INTERPRETERS, "_entries", dict(INTERPRETERS._entries))
     monkeypatch.setattr(INTERPRETERS, "_origins", dict(INTERPRETERS._origins))
     for name in ("test_conformance.py", "test_robustness.py"):
