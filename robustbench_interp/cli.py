@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from robustbench_interp.options import (
-    OPTIONS,
+    add_options,
+    check_attack_names,
     check_interpreter_names,
     overrides,
     selected_attacks,
@@ -42,12 +43,6 @@ RUN_SCORERS = ("gradcam", "lrp_t", "simplegrad_t", "lrp", "simplegrad", "gradien
 LEADERBOARD_ATTACK_MODELS: dict[str, tuple[str, ...]] = {"smoothgrad": ("resnet",), "integrated_gradients": ()}
 
 
-def _add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
-    for flag, kwargs in OPTIONS:
-        if flag in names:
-            parser.add_argument(flag, **kwargs)
-
-
 CARRY_HELP = ("build the tables from the store alone (default: keep the rows of the existing scores.csv whose "
               "preset cells the store lacks)")
 
@@ -71,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the benchmark grid and write the leaderboard")
-    _add_options(run, [flag for flag, _ in OPTIONS])
+    add_options(run.add_argument)  # the bare names of the plugin's --rbi-* options
     run.add_argument("--score-with", action="append", default=None, metavar="SPEC",
                      help="interpreter scored on every manipulated model (transfer; repeatable; 'all' for every "
                           "registered one; default: " + ", ".join(RUN_SCORERS) + ")")
@@ -83,14 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-carry", action="store_true", help=CARRY_HELP)
 
     board = sub.add_parser("leaderboard", help="rebuild the leaderboard tables from the store")
-    _add_options(board, ["--track", "--store", "--device", "--eval-size", "--data-root"])
+    add_options(board.add_argument, names=["track", "store", "device", "eval-size", "data-root"])
     board.add_argument("--leaderboard-dir", default="leaderboard")
     board.add_argument("--figures", action="store_true", help="also draw the heatmap figures (needs the models)")
     board.add_argument("--no-carry", action="store_true", help=CARRY_HELP)
 
     check = sub.add_parser("check", help="recompute a few cells and compare them with the committed leaderboard "
                                          "(a regression check; exit status 1 when a number moved)")
-    _add_options(check, ["--track", "--device", "--eval-size", "--accuracy-size", "--data-root", "--seed"])
+    add_options(check.add_argument, names=["track", "device", "eval-size", "accuracy-size", "data-root", "seed"])
     check.add_argument("--leaderboard-dir", default="leaderboard", help="where the committed leaderboard/<track>/ is")
     check.add_argument("--cells", default=None, metavar="MODEL:ATTACK:INTERP,...",
                        help="cells to recompute (default: " + ",".join(DEFAULT_CELLS) + ")")
@@ -188,6 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     track = args.rbi_track
     models = selected_models(track, args.rbi_models)
     attacks = selected_attacks(args.rbi_attacks)
+    check_attack_names(attacks)
     cells, scorers = run_cells(args, track, models, attacks)
     attackers = list(dict.fromkeys(c.interpreter for c in cells))
     store = Store(args.rbi_store)

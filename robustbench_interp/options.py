@@ -1,47 +1,75 @@
 """The benchmark's options, defined once and shared by the ``rbi`` CLI and the pytest plugin.
 
-Each option is ``(flag, kwargs)`` as both ``argparse`` and ``pytest.Parser.addoption`` accept it.
+Each option is ``(name, kwargs)``: the name without dashes or prefix, and the keyword arguments
+both ``argparse`` and ``pytest.Parser.addoption`` accept. :func:`add_options` adds them under a
+prefix, the way pytest-benchmark's ``add_global_options`` does: the plugin's ``--rbi-device`` (a
+pytest plugin is loaded into every test run of the environment, so its options must not take
+names other plugins use) and the CLI's bare ``rbi run --device``. Either way the value lands in the
+same ``dest`` (``rbi_device``), so the code reading it does not depend on the spelling.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
 DEFAULT_STORE = os.environ.get("RBI_STORE", "results")
+#: The pytest plugin's prefix: ``--rbi-interpreter``, ``--rbi-device``, ...
+PLUGIN_PREFIX = "rbi-"
 
 Option = tuple[str, dict[str, Any]]
 
+#: The options of a benchmark run, shared by ``rbi run`` and ``pytest suites/``.
 OPTIONS: list[Option] = [
-    ("--interpreter", dict(action="append", default=[], metavar="SPEC", dest="rbi_interpreter",
-                           help="interpreter to benchmark: a registered name or 'package.module:attr' "
-                                "(repeatable; default: every registered interpreter)")),
-    ("--track", dict(default="tiny", dest="rbi_track", help="track: tiny (default, CPU) or imagenet")),
-    ("--models", dict(default=None, dest="rbi_models", metavar="M1,M2",
-                      help="comma-separated base models (default: the track's standard models)")),
-    ("--attacks", dict(default=None, dest="rbi_attacks", metavar="A1,A2",
-                       help="comma-separated attacks: registered names or 'package.module:attr' specs "
-                            "(default: the benchmark's four; `rbi list` shows every registered one)")),
-    ("--device", dict(default="cpu", dest="rbi_device", help="cpu, cuda or cuda:N (default: cpu)")),
-    ("--store", dict(default=DEFAULT_STORE, dest="rbi_store",
-                     help="results store folder (default: ./results or $RBI_STORE)")),
-    ("--seed", dict(default=0, type=int, dest="rbi_seed", help="seed of every cell (default: 0)")),
-    ("--eval-size", dict(default=256, type=int, dest="rbi_eval_size",
-                         help="validation images (and held-out composites) scored per cell (default: 256)")),
-    ("--accuracy-size", dict(default=None, type=int, dest="rbi_accuracy_size",
-                             help="validation images used for top-1/top-5 accuracy (default: all)")),
-    ("--data-root", dict(default=None, dest="rbi_data_root",
-                         help="ImageNet folder for the imagenet track (or $RBI_IMAGENET_ROOT)")),
-    ("--lr", dict(default=None, type=float, dest="rbi_lr", help="override the preset learning rate")),
-    ("--lam", dict(default=None, type=float, dest="rbi_lam", help="override the preset penalty weight lambda")),
-    ("--steps", dict(default=None, type=int, dest="rbi_steps", help="override the preset number of steps")),
-    ("--cooldown", dict(default=None, type=float, dest="rbi_cooldown",
-                        help="override the preset cooldown (the final fraction of the steps over which the "
-                             "learning rate decays linearly to 0)")),
-    ("--retry-failed", dict(action="store_true", default=False, dest="rbi_retry_failed",
-                            help="recompute cells stored as failed")),
+    ("interpreter", {"action": "append", "default": [], "metavar": "SPEC", "dest": "rbi_interpreter",
+                     "help": "interpreter to benchmark: a registered name or 'package.module:attr' "
+                             "(repeatable; default: every registered interpreter)"}),
+    ("track", {"default": "tiny", "dest": "rbi_track", "help": "track: tiny (default, CPU) or imagenet"}),
+    ("models", {"default": None, "dest": "rbi_models", "metavar": "M1,M2",
+                "help": "comma-separated base models (default: the track's standard models)"}),
+    ("attacks", {"default": None, "dest": "rbi_attacks", "metavar": "A1,A2",
+                 "help": "comma-separated attacks: registered names or 'package.module:attr' specs (default: the "
+                          "benchmark's four; `rbi list` shows every registered one)"}),
+    ("device", {"default": "cpu", "dest": "rbi_device", "help": "cpu, cuda or cuda:N (default: cpu)"}),
+    ("store", {"default": DEFAULT_STORE, "dest": "rbi_store",
+               "help": "results store folder (default: ./results or $RBI_STORE)"}),
+    ("seed", {"default": 0, "type": int, "dest": "rbi_seed", "help": "seed of every cell (default: 0)"}),
+    ("eval-size", {"default": 256, "type": int, "dest": "rbi_eval_size",
+                   "help": "validation images (and held-out composites) scored per cell (default: 256)"}),
+    ("accuracy-size", {"default": None, "type": int, "dest": "rbi_accuracy_size",
+                       "help": "validation images used for top-1/top-5 accuracy (default: all)"}),
+    ("data-root", {"default": None, "dest": "rbi_data_root",
+                   "help": "ImageNet folder for the imagenet track (or $RBI_IMAGENET_ROOT)"}),
+    ("lr", {"default": None, "type": float, "dest": "rbi_lr", "help": "override the preset learning rate"}),
+    ("lam", {"default": None, "type": float, "dest": "rbi_lam", "help": "override the preset penalty weight lambda"}),
+    ("steps", {"default": None, "type": int, "dest": "rbi_steps", "help": "override the preset number of steps"}),
+    ("cooldown", {"default": None, "type": float, "dest": "rbi_cooldown",
+                  "help": "override the preset cooldown (the final fraction of the steps over which the "
+                          "learning rate decays linearly to 0)"}),
+    ("retry-failed", {"action": "store_true", "default": False, "dest": "rbi_retry_failed",
+                      "help": "recompute cells stored as failed"}),
 ]
+
+#: The options of ``pytest suites/`` only (a test outcome, the end of the session).
+SUITE_OPTIONS: list[Option] = [
+    ("max-fsr", {"type": float, "default": None, "dest": "rbi_max_fsr", "metavar": "PERCENT",
+                 "help": "fail an adaptive robustness cell whose FSR exceeds PERCENT (default: report only)"}),
+    ("leaderboard", {"default": None, "dest": "rbi_leaderboard", "metavar": "DIR",
+                     "help": "write the leaderboard of the track under DIR/<track>/ at the end of the session"}),
+]
+
+
+def add_options(addoption: Callable[..., Any], options: Iterable[Option] = OPTIONS, *, prefix: str = "",
+                names: Iterable[str] | None = None) -> None:
+    """Add ``options`` (those called ``names``, default all) through ``addoption``
+    (``argparse.ArgumentParser.add_argument`` or a pytest option group's ``addoption``) as
+    ``--<prefix><name>``."""
+    wanted = None if names is None else set(names)
+    for name, kwargs in options:
+        if wanted is None or name in wanted:
+            addoption(f"--{prefix}{name}", **kwargs)
 
 
 def split_list(value: str | None) -> list[str] | None:
@@ -85,3 +113,12 @@ def check_interpreter_names(specs: list[str]) -> None:
                 INTERPRETERS.get(spec)
             except PluginImportError:
                 pass
+
+
+def check_attack_names(names: Iterable[str]) -> None:
+    """Fail at once on an attack name that is not registered (a typo such as ``locaton``) with
+    :class:`~robustbench_interp.errors.UnknownNameError`, naming the close names; a
+    ``module:attr`` spec fails its own cells when it runs."""
+    from robustbench_interp.attacks import check_attack_names as check
+
+    check(list(names))

@@ -1,14 +1,18 @@
 """The pytest plugin behind ``pytest suites/`` (registered through the ``pytest11`` entry point).
 
 All options live in one group, ``robustbench_interp``, defined once in
-:mod:`robustbench_interp.options` and shared with the CLI. The plugin parametrises the suites'
-tests (``rbi_interpreter``, ``rbi_cell``, ``rbi_transfer``), keeps its state in ``config.stash``,
-prints an FSR table at the end of the session, and can write the leaderboard. It imports nothing
-heavy until a suite asks for it, so other test runs are unaffected.
+:mod:`robustbench_interp.options` and shared with the CLI; here they carry the ``--rbi-`` prefix
+(``--rbi-interpreter``, ``--rbi-device``, ...), since the plugin is loaded into every pytest run of
+the environment and bare names such as ``--device`` or ``--seed`` belong to other plugins. The
+plugin parametrises the suites' tests (``rbi_interpreter``, ``rbi_check``, ``rbi_cell``,
+``rbi_transfer``), gives them fixtures (``rbi_suite``, ``rbi_interp``, ``rbi_model``, ``rbi_batch``),
+keeps its state in ``config.stash``, prints an FSR table at the end of the session, and can write the
+leaderboard. It imports nothing heavy until a suite asks for it, so other test runs are unaffected.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +20,10 @@ import pytest
 
 from robustbench_interp.options import (
     OPTIONS,
+    PLUGIN_PREFIX,
+    SUITE_OPTIONS,
+    add_options,
+    check_attack_names,
     check_interpreter_names,
     overrides,
     selected_attacks,
@@ -24,21 +32,23 @@ from robustbench_interp.options import (
 
 #: Built-in interpreters through which models are manipulated for a submission's transfer cells.
 TRANSFER_ATTACKERS = ("gradcam", "lrp_t")
-ATTACK_MARK = "rbi_attack"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("robustbench_interp", "robustbench_interp benchmark (pytest suites/)")
-    for flag, kwargs in OPTIONS:
-        group.addoption(flag, **kwargs)
-    group.addoption("--max-fsr", type=float, default=None, dest="rbi_max_fsr", metavar="PERCENT",
-                    help="fail an adaptive robustness cell whose FSR exceeds PERCENT (default: report only)")
-    group.addoption("--rbi-leaderboard", default=None, dest="rbi_leaderboard", metavar="DIR",
-                    help="write the leaderboard of the track under DIR/<track>/ at the end of the session")
+    add_options(group.addoption, [*OPTIONS, *SUITE_OPTIONS], prefix=PLUGIN_PREFIX)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"{ATTACK_MARK}(name): a robustness test of one attack (suites/)")
+    """An unknown ``--rbi-attacks`` name is a usage error at once (not a run that selects nothing)."""
+    from robustbench_interp.errors import UnknownNameError
+
+    value = config.getoption("rbi_attacks", None)
+    if value is not None:
+        try:
+            check_attack_names(selected_attacks(value))
+        except UnknownNameError as exc:
+            raise pytest.UsageError(f"--{PLUGIN_PREFIX}attacks: {exc}") from None
 
 
 @dataclass
@@ -65,7 +75,7 @@ class Suite:
         try:
             check_interpreter_names(specs)
         except UnknownNameError as exc:  # reported as a usage error once collection ends
-            self.usage_error = f"--interpreter: {exc}"
+            self.usage_error = f"--{PLUGIN_PREFIX}interpreter: {exc}"
             return []
         return specs
 
@@ -75,14 +85,28 @@ class Suite:
     def attacks(self) -> list[str]:
         return selected_attacks(self.opt("rbi_attacks"))
 
-    def cells(self, attack: str, interpreters: list[str]) -> list[Any]:
+    def cells(self, interpreters: list[str]) -> list[tuple[str, Any]]:
+        """``(attack, cell)`` for every selected attack x model x interpreter, attack by attack."""
         from robustbench_interp.grid import build_grid
 
-        if attack not in self.attacks():
-            return []
-        return build_grid(self.track, self.models(), [attack], interpreters, seed=self.opt("rbi_seed"),
-                          overrides=overrides(self.opt("rbi_lr"), self.opt("rbi_lam"), self.opt("rbi_steps"),
-                                              self.opt("rbi_cooldown")))
+        kw = {"seed": self.opt("rbi_seed"),
+              "overrides": overrides(self.opt("rbi_lr"), self.opt("rbi_lam"), self.opt("rbi_steps"),
+                                     self.opt("rbi_cooldown"))}
+        return [(attack, cell) for attack in self.attacks()
+                for cell in build_grid(self.track, self.models(), [attack], interpreters, **kw)]
+
+    def interpreter(self, spec: str, params: Any = ()) -> Any:
+        """The interpreter ``spec`` built with ``params`` (a mapping or ``(key, value)`` pairs)."""
+        from robustbench_interp.interpreters import get_interpreter
+
+        return get_interpreter(spec, **dict(params))
+
+    def record(self, kind: str, label: str, record: dict[str, Any], scores: dict[str, Any] | None) -> None:
+        """Add a cell's outcome (``kind``: adaptive or transfer) to the end-of-session FSR table."""
+        self.results.append({"kind": kind, "label": label, "status": record.get("status"),
+                             "fsr": (scores or {}).get("fsr"), "baseline_fsr": (scores or {}).get("baseline_fsr"),
+                             "top1_drop": (record.get("metrics") or {}).get("top1_drop"),
+                             "reason": record.get("reason")})
 
     @property
     def bench(self) -> Any:
@@ -112,47 +136,67 @@ def _suite(config: pytest.Config) -> Suite:
     return config.stash[SUITE_KEY]
 
 
+@dataclass(frozen=True)
+class Check:
+    """One conformance check of :data:`robustbench_interp.conformance.CHECKS`, as the ``rbi_check``
+    parameter: ``check(interp, model, (x, y))`` raises when the property does not hold."""
+
+    name: str
+    function: Callable[..., None]
+
+    def __call__(self, interp: Any, model: Any, batch: tuple[Any, Any]) -> None:
+        x, y = batch
+        self.function(interp, model, x, y)
+
+
+def _checks() -> list[Check]:
+    from robustbench_interp.conformance import CHECKS
+
+    return [Check(name, function) for name, function in CHECKS.items()]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise a suite test by the fixtures it uses: ``rbi_interpreter`` (every selected
+    interpreter, first in the id), ``rbi_check`` (every conformance check), ``rbi_cell`` (every
+    selected attack x model x interpreter: an adaptive cell) and ``rbi_transfer`` (every selected
+    attack x model x built-in attacker, scored by every other selected interpreter). The robustness
+    ids start with the attack, so ``-k location`` selects one attack."""
     suite = _suite(metafunc.config)
     names = metafunc.fixturenames
     if "rbi_interpreter" in names:
         specs = suite.interpreters()
         metafunc.parametrize("rbi_interpreter", specs, ids=specs, scope="module")
-    mark = metafunc.definition.get_closest_marker(ATTACK_MARK)
-    if mark is None:
-        return
-    attack = mark.args[0]
+    if "rbi_check" in names:
+        checks = _checks()
+        metafunc.parametrize("rbi_check", checks, ids=[c.name for c in checks])
     if "rbi_cell" in names:
-        cells = suite.cells(attack, suite.interpreters())
-        metafunc.parametrize("rbi_cell", cells, ids=[f"{c.track}-{c.model}-{c.interpreter}" for c in cells])
+        cells = suite.cells(suite.interpreters())
+        metafunc.parametrize("rbi_cell", [c for _, c in cells],
+                             ids=[f"{a}-{c.track}-{c.model}-{c.interpreter}" for a, c in cells])
     if "rbi_transfer" in names:
-        pairs = [(cell, spec) for cell in suite.cells(attack, list(TRANSFER_ATTACKERS))
+        pairs = [(attack, cell, spec) for attack, cell in suite.cells(list(TRANSFER_ATTACKERS))
                  for spec in suite.interpreters() if spec != cell.interpreter]
-        metafunc.parametrize("rbi_transfer", pairs,
-                             ids=[f"{c.track}-{c.model}-{c.interpreter}-to-{s}" for c, s in pairs])
+        metafunc.parametrize("rbi_transfer", [(c, s) for _, c, s in pairs],
+                             ids=[f"{a}-{c.track}-{c.model}-{c.interpreter}-to-{s}" for a, c, s in pairs])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the robustness tests of attacks left out with --attacks (rather than skip them)."""
+    """A usage error met while parametrising (an unknown interpreter name) stops the run here."""
     suite = config.stash.get(SUITE_KEY, None)
-    if suite is None:
-        return
-    if suite.usage_error:
+    if suite is not None and suite.usage_error:
         raise pytest.UsageError(suite.usage_error)
-    selected = set(suite.attacks())
-    keep, drop = [], []
-    for item in items:
-        mark = item.get_closest_marker(ATTACK_MARK)
-        (drop if mark is not None and mark.args[0] not in selected else keep).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
 
 
 @pytest.fixture(scope="session")
 def rbi_suite(request: pytest.FixtureRequest) -> Suite:
     """The session's :class:`Suite` (options, store, engine)."""
     return _suite(request.config)
+
+
+@pytest.fixture(scope="module")
+def rbi_interp(rbi_suite: Suite, rbi_interpreter: str):
+    """The interpreter ``rbi_interpreter`` (a selected spec), built."""
+    return rbi_suite.interpreter(rbi_interpreter)
 
 
 @pytest.fixture(scope="session")
@@ -168,13 +212,6 @@ def rbi_batch(rbi_suite: Suite):
     data = rbi_suite.bench.data(rbi_suite.track)
     device = rbi_suite.bench.device
     return data.val_x[:8].to(device), data.val_y[:8].to(device)
-
-
-def record_result(suite: Suite, kind: str, label: str, record: dict[str, Any], scores: dict[str, Any] | None) -> None:
-    suite.results.append({"kind": kind, "label": label, "status": record.get("status"),
-                          "fsr": (scores or {}).get("fsr"), "baseline_fsr": (scores or {}).get("baseline_fsr"),
-                          "top1_drop": (record.get("metrics") or {}).get("top1_drop"),
-                          "reason": record.get("reason")})
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

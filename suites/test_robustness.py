@@ -1,7 +1,9 @@
-"""Robustness cells: every attack x base model, adaptive (through the interpreter itself) and
-transfer (the interpreter scored on models manipulated through the built-in attackers).
+"""Robustness cells: every selected attack x base model, adaptive (through the interpreter itself)
+and transfer (the interpreter scored on models manipulated through the built-in attackers). The
+plugin generates one test per cell, its id starting with the attack (``-k location`` selects one
+attack).
 
-A test fails only when its cell could not be computed, or, with --max-fsr, when an adaptive FSR
+A test fails only when its cell could not be computed, or, with --rbi-max-fsr, when an adaptive FSR
 exceeds the goal. Each cell's FSR is a test property and appears in the summary table.
 """
 
@@ -9,80 +11,38 @@ from __future__ import annotations
 
 import pytest
 
-from robustbench_interp import get_interpreter
-from robustbench_interp.pytest_plugin import record_result
 
-
-def adaptive(suite, cell, record_property):
-    if not get_interpreter(cell.interpreter, **dict(cell.interpreter_params)).differentiable:
+def test_adaptive(rbi_suite, rbi_cell, record_property):
+    cell = rbi_cell
+    if not rbi_suite.interpreter(cell.interpreter, cell.interpreter_params).differentiable:
         pytest.skip(f"{cell.interpreter!r} is not differentiable: transfer cells only")
-    with suite.visible():
-        record = suite.bench.run_cell(cell)
-    scores = suite.bench.store.get_score(cell.cell_id, cell.interpreter, cell.interpreter_params)
+    with rbi_suite.visible():
+        record = rbi_suite.bench.run_cell(cell)
+    scores = rbi_suite.bench.store.get_score(cell.cell_id, cell.interpreter, cell.interpreter_params)
     metrics = (scores or {}).get("metrics", {})
-    record_result(suite, "adaptive", cell.label, record, metrics)
+    rbi_suite.record("adaptive", cell.label, record, metrics)
     if record["status"] != "ok":
         pytest.fail(f"cell {cell.label} could not be computed: {record['reason']}")
     record_property("fsr", metrics["fsr"])
     record_property("baseline_fsr", metrics["baseline_fsr"])
     record_property("top1_drop", record["metrics"]["top1_drop"])
-    goal = suite.opt("rbi_max_fsr")
+    goal = rbi_suite.opt("rbi_max_fsr")
     if goal is not None and metrics["fsr"] > goal:
-        pytest.fail(f"{cell.label}: FSR {metrics['fsr']:.1f}% > --max-fsr {goal}% "
+        pytest.fail(f"{cell.label}: FSR {metrics['fsr']:.1f}% > --rbi-max-fsr {goal}% "
                     f"(baseline {metrics['baseline_fsr']:.1f}%)")
 
 
-def transfer(suite, pair, record_property):
-    cell, spec = pair
-    with suite.visible():
-        suite.bench.run_cell(cell)
-        record = suite.bench.score_cell(cell, spec)
+def test_transfer(rbi_suite, rbi_transfer, record_property):
+    cell, spec = rbi_transfer
+    with rbi_suite.visible():
+        rbi_suite.bench.run_cell(cell)
+        record = rbi_suite.bench.score_cell(cell, spec)
     label = f"{cell.label}->{spec}"
     if record is None:
         pytest.fail(f"the manipulated model {cell.label} could not be computed: "
-                    f"{suite.bench.store.get(cell.cell_id)['reason']}")
-    record_result(suite, "transfer", label, record, record.get("metrics"))
+                    f"{rbi_suite.bench.store.get(cell.cell_id)['reason']}")
+    rbi_suite.record("transfer", label, record, record.get("metrics"))
     if record["status"] != "ok":
         pytest.fail(f"transfer cell {label} could not be computed: {record['reason']}")
     record_property("fsr", record["metrics"]["fsr"])
     record_property("baseline_fsr", record["metrics"]["baseline_fsr"])
-
-
-@pytest.mark.rbi_attack("location")
-def test_location(rbi_suite, rbi_cell, record_property):
-    adaptive(rbi_suite, rbi_cell, record_property)
-
-
-@pytest.mark.rbi_attack("topk")
-def test_topk(rbi_suite, rbi_cell, record_property):
-    adaptive(rbi_suite, rbi_cell, record_property)
-
-
-@pytest.mark.rbi_attack("center_mass")
-def test_center_mass(rbi_suite, rbi_cell, record_property):
-    adaptive(rbi_suite, rbi_cell, record_property)
-
-
-@pytest.mark.rbi_attack("active")
-def test_active(rbi_suite, rbi_cell, record_property):
-    adaptive(rbi_suite, rbi_cell, record_property)
-
-
-@pytest.mark.rbi_attack("location")
-def test_location_transfer(rbi_suite, rbi_transfer, record_property):
-    transfer(rbi_suite, rbi_transfer, record_property)
-
-
-@pytest.mark.rbi_attack("topk")
-def test_topk_transfer(rbi_suite, rbi_transfer, record_property):
-    transfer(rbi_suite, rbi_transfer, record_property)
-
-
-@pytest.mark.rbi_attack("center_mass")
-def test_center_mass_transfer(rbi_suite, rbi_transfer, record_property):
-    transfer(rbi_suite, rbi_transfer, record_property)
-
-
-@pytest.mark.rbi_attack("active")
-def test_active_transfer(rbi_suite, rbi_transfer, record_property):
-    transfer(rbi_suite, rbi_transfer, record_property)

@@ -50,6 +50,15 @@ def test_an_unknown_interpreter_is_an_error_naming_it_and_the_close_names(capsys
     assert not (tmp_path / "s").exists()  # nothing was computed or stored
 
 
+def test_an_unknown_attack_is_an_error_naming_it_and_the_attacks(capsys, tmp_path):
+    code = main(["run", "--attacks", "location,locaton", "--models", "resnet",
+                 "--store", str(tmp_path / "s"), "--leaderboard-dir", str(tmp_path / "lb")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown attack 'locaton'" in err and "Did you mean 'location'" in err
+    assert all(attack in err for attack in ATTACKS) and "Traceback" not in err
+    assert not (tmp_path / "s").exists()  # nothing was computed or stored
+
+
 def test_the_leaderboard_grid_refuses_an_interpreter_selection(capsys):
     assert main(["run", "--grid", "leaderboard", "--interpreter", "gradcam"]) == 2
     assert "--grid leaderboard" in capsys.readouterr().err

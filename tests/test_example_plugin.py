@@ -11,16 +11,16 @@ import pytest
 import torch
 from torch import nn
 
+import robustbench_interp
+from robustbench_interp.conformance import CHECKS
+from robustbench_interp.errors import ConfigError, InterpreterError
+from robustbench_interp.interpreters import INTERPRETERS, get_interpreter, layer_gradient
+from robustbench_interp.models import load_model
+
 rbi_gradcampp = pytest.importorskip(
     "rbi_gradcampp",
     reason="the example plug-in is not installed; run `pip install -e examples/rbi_gradcampp`",
 )
-
-import robustbench_interp  # noqa: E402
-from robustbench_interp.conformance import CHECKS  # noqa: E402
-from robustbench_interp.errors import ConfigError, InterpreterError  # noqa: E402
-from robustbench_interp.interpreters import INTERPRETERS, get_interpreter, layer_gradient  # noqa: E402
-from robustbench_interp.models import load_model  # noqa: E402
 
 
 class _SmallCNN(nn.Module):

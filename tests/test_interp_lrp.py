@@ -8,7 +8,6 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from test_interpreters import batch, make_densenet, make_resnet  # noqa: F401,F811  (batch is a fixture)
 from torch import nn
 
 from robustbench_interp.errors import UnsupportedModelError
@@ -158,18 +157,18 @@ def test_residual_and_concat_split_relevance(block_cls):
         torch.testing.assert_close(torch.cat([r_a, r_b], 1), r_out)
 
 
-def test_lrp_t_on_a_container_is_its_last_output(batch):
+def test_lrp_t_on_a_container_is_its_last_output(batch, make_net):
     x, target = batch
-    model, _, _ = make_resnet()
+    model, _, _ = make_net("resnet")
     torch.testing.assert_close(_lrp(model, x, target, model.block1), _lrp(model, x, target, model.block1.relu))
-    model, _, _ = make_densenet()
+    model, _, _ = make_net("densenet")
     layer = model.block1.layers[1]
     torch.testing.assert_close(_lrp(model, x, target, layer), _lrp(model, x, target, layer.conv2))
 
 
 @pytest.mark.parametrize("net", ["resnet", "densenet"])
-def test_residual_and_dense_nets_conserve_without_biases(net, batch):
-    model, layer, _ = {"resnet": make_resnet, "densenet": make_densenet}[net]()
+def test_residual_and_dense_nets_conserve_without_biases(net, batch, make_net):
+    model, layer, _ = make_net(net)
     with torch.no_grad():  # no bias anywhere: BN is a pure per-channel scale, the fc has no shift
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):

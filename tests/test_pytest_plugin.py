@@ -10,13 +10,20 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch._dynamo  # noqa: F401  (pytester drops modules first imported inside a run; torch's
-import torch.fx  # noqa: F401        lazily imported parts cannot be imported twice, so import them here)
+import torch._dynamo
+import torch.fx
 
-import robustbench_interp.engine  # noqa: F401
-import robustbench_interp.leaderboard  # noqa: F401
+import robustbench_interp.conformance
+import robustbench_interp.engine
+import robustbench_interp.leaderboard
 
 pytest_plugins = ["pytester"]
+
+#: pytester drops the modules first imported inside a run, so the suites' modules are imported here:
+#: torch's lazily imported parts cannot be imported twice, and a check added to conformance.CHECKS
+#: must be in the dict the plugin reads.
+PRELOADED = (torch._dynamo, torch.fx, robustbench_interp.conformance, robustbench_interp.engine,
+             robustbench_interp.leaderboard)
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
 
@@ -52,7 +59,9 @@ def pytest_configure(config):
 def suite_dir(pytester, monkeypatch):
     from robustbench_interp.interpreters import INTERPRETERS
 
-    # the suites run in this process: the conftest's registrations must not outlive the test
+    # the suites run in this process: the conftest's registrations must not outlive the test (the
+    # installed plug-ins are loaded first, or they would be lost with the copies for later tests)
+    INTERPRETERS.names()
     monkeypatch.setattr(INTERPRETERS, "_entries", dict(INTERPRETERS._entries))
     monkeypatch.setattr(INTERPRETERS, "_origins", dict(INTERPRETERS._origins))
     for name in ("test_conformance.py", "test_robustness.py"):
@@ -63,28 +72,29 @@ def suite_dir(pytester, monkeypatch):
 
 def run(pytester, *args):
     store = pytester.path / "store"
-    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "--store", str(store), "--models", "vgg",
-                                        "--eval-size", "8", "--accuracy-size", "64", "--steps", "2", *args)
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "--rbi-store", str(store), "--rbi-models", "vgg",
+                                        "--rbi-eval-size", "8", "--rbi-accuracy-size", "64", "--rbi-steps", "2",
+                                        *args)
 
 
 def test_test_ids_read_like_the_cells(suite_dir):
-    result = run(suite_dir, "--collect-only", "-q", "--interpreter", "gradcam", "--attacks", "location")
+    result = run(suite_dir, "--collect-only", "-q", "--rbi-interpreter", "gradcam", "--rbi-attacks", "location")
     result.stdout.fnmatch_lines([
-        "test_conformance.py::test_finite[[]gradcam[]]",
-        "test_robustness.py::test_location[[]tiny-vgg-gradcam[]]",
-        "test_robustness.py::test_location_transfer[[]tiny-vgg-lrp_t-to-gradcam[]]",
+        "test_conformance.py::test_conformance[[]gradcam-finite[]]",
+        "test_robustness.py::test_adaptive[[]location-tiny-vgg-gradcam[]]",
+        "test_robustness.py::test_transfer[[]location-tiny-vgg-lrp_t-to-gradcam[]]",
     ])
 
 
 def test_an_unknown_interpreter_is_a_usage_error_naming_the_close_names(suite_dir):
-    result = run(suite_dir, "--collect-only", "-q", "--interpreter", "gradcma")
+    result = run(suite_dir, "--collect-only", "-q", "--rbi-interpreter", "gradcma")
     assert result.ret != 0
-    result.stderr.fnmatch_lines(["*--interpreter: unknown interpreter 'gradcma'. Did you mean 'gradcam'*"])
+    result.stderr.fnmatch_lines(["*--rbi-interpreter: unknown interpreter 'gradcma'. Did you mean 'gradcam'*"])
 
 
 def test_conformance_names_the_property_that_failed(suite_dir):
-    result = run(suite_dir, "test_conformance.py", "--interpreter", "plugin_edges", "--interpreter", "plugin_input",
-                 "--tb=line", "-rfs")
+    result = run(suite_dir, "test_conformance.py", "--rbi-interpreter", "plugin_edges",
+                 "--rbi-interpreter", "plugin_input", "--tb=line", "-rfs")
     # both ignore the model: they fail target dependence and randomisation; only plugin_edges has the
     # wrong shape; finiteness, determinism, batch independence and spatial variation hold for both
     result.assert_outcomes(failed=5, passed=9, skipped=2)
@@ -94,17 +104,17 @@ def test_conformance_names_the_property_that_failed(suite_dir):
         "*'plugin_input': maps barely change when the top layers are re-initialised*",
         "*transfer cells only*",
     ])
-    result.stdout.fnmatch_lines(["FAILED test_conformance.py::test_shape_and_dtype[[]plugin_edges[]]*"])
+    result.stdout.fnmatch_lines(["FAILED test_conformance.py::test_conformance[[]plugin_edges-shape_and_dtype[]]*"])
 
 
 def test_robustness_cells_report_fsr_and_fail_only_when_not_computed(suite_dir):
-    result = run(suite_dir, "test_robustness.py", "--attacks", "location",
-                 "--interpreter", "gradcam", "--interpreter", "plugin_edges", "-rs")
+    result = run(suite_dir, "test_robustness.py", "--rbi-attacks", "location",
+                 "--rbi-interpreter", "gradcam", "--rbi-interpreter", "plugin_edges", "-rs")
     # adaptive gradcam and transfer lrp_t -> gradcam pass; plugin_edges is not differentiable (skipped)
     # and its wrong-shaped maps fail both of its transfer cells, and only those
-    result.assert_outcomes(passed=2, failed=2, skipped=1, deselected=6)
+    result.assert_outcomes(passed=2, failed=2, skipped=1, deselected=0)
     result.stdout.fnmatch_lines([
-        "*test_location_transfer[[]tiny-vgg-gradcam-to-plugin_edges[]]*",
+        "*test_transfer[[]location-tiny-vgg-gradcam-to-plugin_edges[]]*",
         "*robustbench_interp: fooling success rates*",
         "*adaptive*tiny-vgg-location-gradcam*ok*",
     ])
@@ -112,15 +122,15 @@ def test_robustness_cells_report_fsr_and_fail_only_when_not_computed(suite_dir):
 
 
 def test_max_fsr_turns_the_goal_into_a_gate(suite_dir):
-    result = run(suite_dir, "test_robustness.py", "--attacks", "location", "--interpreter", "gradcam",
-                 "-k", "not transfer", "--max-fsr", "-1")
+    result = run(suite_dir, "test_robustness.py", "--rbi-attacks", "location", "--rbi-interpreter", "gradcam",
+                 "-k", "not transfer", "--rbi-max-fsr", "-1")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*> --max-fsr -1.0%*"])
+    result.stdout.fnmatch_lines(["*> --rbi-max-fsr -1.0%*"])
 
 
 def test_leaderboard_option_writes_the_tables(suite_dir):
     out = suite_dir.path / "board"
-    result = run(suite_dir, "test_robustness.py", "--attacks", "topk", "--interpreter", "gradcam",
+    result = run(suite_dir, "test_robustness.py", "--rbi-attacks", "topk", "--rbi-interpreter", "gradcam",
                  "-k", "not transfer", "--rbi-leaderboard", str(out))
     result.assert_outcomes(passed=1)
     assert "gradcam" in (out / "tiny" / "fsr.md").read_text()
@@ -130,5 +140,92 @@ def test_options_are_in_one_group(pytester):
     result = pytester.runpytest_inprocess("--help")
     text = result.stdout.str()
     section = text[text.index("robustbench_interp benchmark"):]
-    for flag in ("--interpreter=SPEC", "--track", "--models", "--attacks", "--device", "--store", "--max-fsr"):
+    for flag in ("--rbi-interpreter=SPEC", "--rbi-track", "--rbi-models", "--rbi-attacks", "--rbi-device",
+                 "--rbi-store", "--rbi-max-fsr"):
         assert flag in section, flag
+
+
+def test_help_shows_no_unprefixed_option_of_ours(pytester):
+    """The plugin is loaded into every pytest run of the environment, so its options carry the
+    --rbi- prefix: bare names (--device, --seed, --store, --lr) belong to other plugins and conftests."""
+    from robustbench_interp.options import OPTIONS, SUITE_OPTIONS
+
+    result = pytester.runpytest_subprocess("--help")  # a fresh interpreter, in a folder outside the repo
+    assert result.ret == 0
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if line.startswith("robustbench_interp benchmark"))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" ")), len(lines))
+    flags = {line.split()[0].split("=")[0] for line in lines[start + 1 : end] if line.startswith("  -")}
+    assert flags == {f"--rbi-{name}" for name, _ in [*OPTIONS, *SUITE_OPTIONS]}
+
+
+def test_a_bare_option_name_is_not_ours(pytester):
+    result = pytester.runpytest_inprocess("--device", "cpu")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unrecognized arguments: --device*"])
+
+
+def test_an_unknown_attack_is_a_usage_error_naming_the_attacks(suite_dir):
+    from robustbench_interp.options import selected_attacks
+
+    result = run(suite_dir, "--collect-only", "-q", "--rbi-attacks", "location,locaton")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    expected = f"Attacks: {', '.join(selected_attacks(None))}."
+    result.stderr.fnmatch_lines([f"*--rbi-attacks: unknown attack 'locaton'. Did you mean 'location'? {expected}*"])
+
+
+def collected(result) -> list[str]:
+    return [line for line in result.stdout.lines if "::" in line]
+
+
+def collect_robustness(suite_dir, *args) -> list[str]:
+    return collected(run(suite_dir, "test_robustness.py", "--collect-only", "-q", "--rbi-interpreter", "gradcam",
+                         *args))
+
+
+def test_robustness_tests_are_generated_for_every_attack(suite_dir):
+    from robustbench_interp.options import selected_attacks
+
+    ids = collect_robustness(suite_dir)
+    # one model, one interpreter: one adaptive cell and one transfer cell (lrp_t -> gradcam) per attack
+    assert len(ids) == 2 * len(selected_attacks(None))
+    for attack in selected_attacks(None):
+        assert f"test_robustness.py::test_adaptive[{attack}-tiny-vgg-gradcam]" in ids
+        assert f"test_robustness.py::test_transfer[{attack}-tiny-vgg-lrp_t-to-gradcam]" in ids
+
+
+def test_robustness_tests_are_generated_for_the_selected_attacks_only(suite_dir):
+    result = run(suite_dir, "test_robustness.py", "--collect-only", "-q", "--rbi-interpreter", "gradcam",
+                 "--rbi-attacks", "topk,active")
+    assert [line.split("[")[1].split("-")[0] for line in collected(result)] == ["topk", "active", "topk", "active"]
+    assert "deselected" not in result.stdout.str()
+
+
+def test_k_with_an_attack_name_selects_that_attack(suite_dir):
+    assert collect_robustness(suite_dir, "-k", "location") == [
+        "test_robustness.py::test_adaptive[location-tiny-vgg-gradcam]",
+        "test_robustness.py::test_transfer[location-tiny-vgg-lrp_t-to-gradcam]",
+    ]
+
+
+def check_never_holds(interp, lm, x, y):
+    from robustbench_interp.conformance import ConformanceError
+
+    raise ConformanceError(f"{interp.name!r} never has this property")
+
+
+def test_conformance_tests_are_generated_from_the_checks(suite_dir, monkeypatch):
+    from robustbench_interp import conformance
+
+    monkeypatch.setitem(conformance.CHECKS, "never_holds", check_never_holds)  # adding a check: one edit
+    ids = collected(run(suite_dir, "test_conformance.py", "--collect-only", "-q", "--rbi-interpreter", "gradcam"))
+    assert ids == [f"test_conformance.py::test_conformance[gradcam-{name}]" for name in conformance.CHECKS]
+
+
+def test_an_added_check_runs_as_its_own_test(suite_dir, monkeypatch):
+    from robustbench_interp import conformance
+
+    monkeypatch.setitem(conformance.CHECKS, "never_holds", check_never_holds)
+    result = run(suite_dir, "test_conformance.py", "--rbi-interpreter", "gradcam", "-k", "never_holds", "--tb=line")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*'gradcam' never has this property*"])
