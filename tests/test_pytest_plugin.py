@@ -107,6 +107,14 @@ def test_conformance_names_the_property_that_failed(suite_dir):
     result.stdout.fnmatch_lines(["FAILED test_conformance.py::test_conformance[[]plugin_edges-shape_and_dtype[]]*"])
 
 
+@pytest.mark.parametrize("spec", ["corner", "rbi_corner:Corner"])
+def test_the_example_attack_plugin_runs_in_the_suites_from_its_entry_point_and_its_path(suite_dir, spec):
+    pytest.importorskip("rbi_corner", reason="pip install -e examples/rbi_corner")
+    result = run(suite_dir, "test_robustness.py", "--rbi-attacks", spec, "--rbi-interpreter", "gradcam")
+    result.assert_outcomes(passed=2)  # the adaptive cell, and the transfer cell from lrp_t's manipulation
+    result.stdout.fnmatch_lines([f"*adaptive*tiny-vgg-{spec}-gradcam*ok*"])
+
+
 def test_robustness_cells_report_fsr_and_fail_only_when_not_computed(suite_dir):
     result = run(suite_dir, "test_robustness.py", "--rbi-attacks", "location",
                  "--rbi-interpreter", "gradcam", "--rbi-interpreter", "plugin_edges", "-rs")
@@ -166,11 +174,11 @@ def test_a_bare_option_name_is_not_ours(pytester):
 
 
 def test_an_unknown_attack_is_a_usage_error_naming_the_attacks(suite_dir):
-    from robustbench_interp.options import selected_attacks
+    from robustbench_interp.attacks import ATTACKS
 
     result = run(suite_dir, "--collect-only", "-q", "--rbi-attacks", "location,locaton")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    expected = f"Attacks: {', '.join(selected_attacks(None))}."
+    expected = f"Registered: {', '.join(ATTACKS.names())}."
     result.stderr.fnmatch_lines([f"*--rbi-attacks: unknown attack 'locaton'. Did you mean 'location'? {expected}*"])
 
 
