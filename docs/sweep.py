@@ -1,6 +1,6 @@
 """Sweep the hyper-parameters of tiny-track cells and print one Markdown table row per cell.
 
-Each row is one cell of the engine (``Benchmark.run_cell``) with the given overrides, computed in a
+Each row is one cell of the runner (``Runner.run_cell``) with the given overrides, computed in a
 temporary store, scored on 256 validation images (held-out composites for Active) with accuracy on
 the 1000 validation images: the same numbers the leaderboard reports. The rows of docs/presets.md
 come from it, e.g.
@@ -17,7 +17,7 @@ import argparse
 import tempfile
 
 from robustbench_interp.data import tiny
-from robustbench_interp.engine import Benchmark
+from robustbench_interp.runner import Runner
 from robustbench_interp.grid import build_grid
 from robustbench_interp.store import Store
 
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--interpreter", default="gradcam")
     parser.add_argument("--grid", nargs="+", required=True, metavar="KEY=VALUE,...")
     args = parser.parse_args()
-    bench = Benchmark(Store(tempfile.mkdtemp(prefix="rbi-sweep-")), eval_size=256, aopc_size=0)
+    bench = Runner(Store(tempfile.mkdtemp(prefix="rbi-sweep-")), eval_size=256, aopc_size=0)
     print("| model | attack | interpreter | overrides | FSR % (baseline) | top-1 before -> after | classes at FSR 0 |")
     print("|---|---|---|---|---|---|---|")
     for text in args.grid:

@@ -175,8 +175,8 @@ def run_cells(args: argparse.Namespace, track: str, models: list[str], attacks: 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from robustbench_interp.engine import Benchmark
     from robustbench_interp.leaderboard import write_leaderboard
+    from robustbench_interp.runner import Runner
     from robustbench_interp.store import Store
 
     started = time.perf_counter()
@@ -187,7 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cells, scorers = run_cells(args, track, models, attacks)
     attackers = list(dict.fromkeys(c.interpreter for c in cells))
     store = Store(args.rbi_store)
-    bench = Benchmark(store, device=args.rbi_device, eval_size=args.rbi_eval_size,
+    bench = Runner(store, device=args.rbi_device, eval_size=args.rbi_eval_size,
                       accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
                       retry_failed=args.rbi_retry_failed, progress=_progress_printer())
     todo = sum(not store.has(c.cell_id, retry_failed=args.rbi_retry_failed) for c in cells)
@@ -195,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"attacking interpreters {attackers}; scoring {len(scorers)} interpreters; store {store.root}",
           file=sys.stderr, flush=True)
     for name in models:
-        bench.base(track, name)  # trains (first run) or loads the base model, showing progress
+        bench.resources.base(track, name)  # trains (first run) or loads the base model, showing progress
     records = bench.run_grid(cells, score_with=scorers)
     out = Path(args.leaderboard_dir) / track
     write_leaderboard(store, track, out, carry=not args.no_carry)
@@ -223,10 +223,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     written = write_leaderboard(store, args.rbi_track, out, carry=not args.no_carry)
     if args.figures and _figures_or_keep(store, args.rbi_track, out):
         from robustbench_interp.config import CellConfig
-        from robustbench_interp.engine import Benchmark
         from robustbench_interp.figures import draw_figures
+        from robustbench_interp.runner import Runner
 
-        bench = Benchmark(store, device=args.rbi_device, eval_size=args.rbi_eval_size, data_root=args.rbi_data_root)
+        bench = Runner(store, device=args.rbi_device, eval_size=args.rbi_eval_size, data_root=args.rbi_data_root)
         cells = [CellConfig.from_dict(r["config"]) for r in store.records(track=args.rbi_track, status="ok")]
         scorers = sorted({r["interpreter"] for r in store.scores() if r["status"] == "ok"})
         written.update(draw_figures(bench, cells, scorers, out))
@@ -241,9 +241,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from tabulate import tabulate
 
-    from robustbench_interp.engine import Benchmark
     from robustbench_interp.grid import build_grid
     from robustbench_interp.regression import CellSpec, check_cells, committed_scores, passed
+    from robustbench_interp.runner import Runner
     from robustbench_interp.store import Store
 
     track = args.rbi_track
@@ -254,7 +254,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     scorers = split_list(args.score_with) if args.score_with is not None else list(DEFAULT_SCORERS)
     root = Path(args.rbi_store) if args.rbi_store else Path(tempfile.mkdtemp(prefix="rbi-check-"))
     try:
-        bench = Benchmark(Store(root), device=args.rbi_device, eval_size=args.rbi_eval_size,
+        bench = Runner(Store(root), device=args.rbi_device, eval_size=args.rbi_eval_size,
                           accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
                           progress=_progress_printer())
         print(f"[rbi] check: recomputing {len(cells)} cells of track {track} in {root} and comparing them with "

@@ -16,9 +16,9 @@ from torch import Tensor
 
 from robustbench_interp.attacks import attack_order, get_attack, safe_name
 from robustbench_interp.config import CellConfig
-from robustbench_interp.engine import Benchmark
 from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.metrics.heatmaps import normalize
+from robustbench_interp.runner import Runner
 from robustbench_interp.store import atomic_write_bytes
 
 N_IMAGES = 3
@@ -29,16 +29,16 @@ def _display(h: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(hn, size=size, mode="nearest")[:, 0]
 
 
-def _cell_maps(bench: Benchmark, cfg: CellConfig) -> tuple[Tensor, Tensor, Tensor, str]:
+def _cell_maps(bench: Runner, cfg: CellConfig) -> tuple[Tensor, Tensor, Tensor, str]:
     """The first evaluation images of a cell and their maps before and after the manipulation."""
     interp = get_interpreter(cfg.interpreter, **dict(cfg.interpreter_params))
-    (_key, x, _target), *_ = bench.eval_sets(cfg)
-    (h0, h1), *_ = bench.maps_before_after(cfg, interp, bench.manipulated(cfg), limit=N_IMAGES)
+    (_key, x, _target), *_ = bench.resources.eval_sets(cfg)
+    (h0, h1), *_ = bench.resources.maps_before_after(cfg, interp, bench.manipulated(cfg), limit=N_IMAGES)
     what = f"class {cfg.classes[0]}" if get_attack(cfg.attack).two_classes else "true class"
     return x[:N_IMAGES], h0, h1, what
 
 
-def draw_figures(bench: Benchmark, cells: Sequence[CellConfig], scorers: Sequence[str], out_dir: str | Path
+def draw_figures(bench: Runner, cells: Sequence[CellConfig], scorers: Sequence[str], out_dir: str | Path
                  ) -> dict[str, Path]:
     """Draw ``fig_<attack>.png`` under ``out_dir`` for the given (ok) cells; returns the written paths.
 

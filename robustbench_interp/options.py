@@ -14,7 +14,6 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-
 DEFAULT_STORE = os.environ.get("RBI_STORE", "results")
 #: The pytest plugin's prefix: ``--rbi-interpreter``, ``--rbi-device``, ...
 PLUGIN_PREFIX = "rbi-"

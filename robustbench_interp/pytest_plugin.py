@@ -53,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @dataclass
 class Suite:
-    """The session's benchmark state: the selection, the store and the (lazily built) engine."""
+    """The session's benchmark state: the selection, the store and the (lazily built) runner."""
 
     config: pytest.Config
     results: list[dict[str, Any]] = field(default_factory=list)
@@ -111,10 +111,10 @@ class Suite:
     @property
     def bench(self) -> Any:
         if self._bench is None:
-            from robustbench_interp.engine import Benchmark
+            from robustbench_interp.runner import Runner
             from robustbench_interp.store import Store
 
-            self._bench = Benchmark(Store(self.opt("rbi_store")), device=self.opt("rbi_device"),
+            self._bench = Runner(Store(self.opt("rbi_store")), device=self.opt("rbi_device"),
                                     eval_size=self.opt("rbi_eval_size"),
                                     accuracy_size=self.opt("rbi_accuracy_size"),
                                     data_root=self.opt("rbi_data_root"),
@@ -189,7 +189,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def rbi_suite(request: pytest.FixtureRequest) -> Suite:
-    """The session's :class:`Suite` (options, store, engine)."""
+    """The session's :class:`Suite` (options, store, runner)."""
     return _suite(request.config)
 
 
@@ -203,14 +203,14 @@ def rbi_interp(rbi_suite: Suite, rbi_interpreter: str):
 def rbi_model(rbi_suite: Suite):
     """The first selected base model of the track (trained or loaded), for conformance checks."""
     with rbi_suite.visible():
-        return rbi_suite.bench.base(rbi_suite.track, rbi_suite.models()[0])
+        return rbi_suite.bench.resources.base(rbi_suite.track, rbi_suite.models()[0])
 
 
 @pytest.fixture(scope="session")
 def rbi_batch(rbi_suite: Suite):
     """Eight validation images and their labels (on the suite's device)."""
-    data = rbi_suite.bench.data(rbi_suite.track)
-    device = rbi_suite.bench.device
+    data = rbi_suite.bench.resources.data(rbi_suite.track)
+    device = rbi_suite.bench.resources.device
     return data.val_x[:8].to(device), data.val_y[:8].to(device)
 
 

@@ -120,7 +120,7 @@ def check_cells(
     scorers: Sequence[str] = DEFAULT_SCORERS,
     tolerances: dict[str, float] | None = None,
 ) -> pd.DataFrame:
-    """Recompute ``cells`` with ``bench`` (a :class:`~robustbench_interp.engine.Benchmark` on a fresh
+    """Recompute ``cells`` with ``bench`` (a :class:`~robustbench_interp.runner.Runner` on a fresh
     store), score the attacking interpreter and ``scorers`` on each, and return the report: one line
     per compared number with its status ("ok", "MOVED", or "missing" when either side has none)."""
     tolerances = {**DEFAULT_TOLERANCES, **(tolerances or {})}

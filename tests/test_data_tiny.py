@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from robustbench_interp.data import get_composites, get_dataset
-from robustbench_interp.tracks import get_track
 from robustbench_interp.data.composites import tiny_composites
 from robustbench_interp.data.tiny import CLASSES, NUM_CLASSES, render, rng_for, tiny_split
 from robustbench_interp.errors import ConfigError, UnknownNameError
+from robustbench_interp.tracks import get_track
 
 N = 600  # small splits keep the tests fast; the statistics below hold at this size
 

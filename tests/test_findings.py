@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from robustbench_interp.engine import Benchmark
 from robustbench_interp.grid import build_grid
+from robustbench_interp.runner import Runner
 from robustbench_interp.store import Store
 
 pytestmark = pytest.mark.slow
@@ -26,11 +26,11 @@ VGG_LOCATION = pytest.mark.xfail(
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory) -> Benchmark:
-    return Benchmark(Store(tmp_path_factory.mktemp("findings")), aopc_size=0, log=lambda _m: None)
+def bench(tmp_path_factory) -> Runner:
+    return Runner(Store(tmp_path_factory.mktemp("findings")), aopc_size=0, log=lambda _m: None)
 
 
-def run(bench: Benchmark, model: str, attack: str, interpreter: str) -> dict:
+def run(bench: Runner, model: str, attack: str, interpreter: str) -> dict:
     (cell,) = build_grid("tiny", [model], [attack], [interpreter])
     record = bench.run_cell(cell)
     assert record["status"] == "ok", record.get("reason")

@@ -1,6 +1,6 @@
 """A differentiable map asked of an interpreter that declares ``differentiable = False`` is a
 :class:`NotDifferentiableError` (an :class:`InterpreterError`, so a cell records it and the grid
-carries on): the fine-tuning loop refuses it before any step, the engine stores the reason."""
+carries on): the fine-tuning loop refuses it before any step, the runner stores the reason."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from torch.utils.data import TensorDataset
 from robustbench_interp import Interpreter
 from robustbench_interp.attacks.finetune import manipulate
 from robustbench_interp.config import AttackParams
-from robustbench_interp.engine import Benchmark
 from robustbench_interp.errors import InterpreterError, NotDifferentiableError
 from robustbench_interp.grid import build_grid
 from robustbench_interp.interpreters import INTERPRETERS, register_interpreter
+from robustbench_interp.runner import Runner
 from robustbench_interp.store import Store
 
 
@@ -42,15 +42,15 @@ def test_the_fine_tuning_loop_refuses_before_any_step():
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
 
 
-def test_the_engine_stores_the_refusal_as_the_cells_reason(tmp_path, monkeypatch):
+def test_the_runner_stores_the_refusal_as_the_cells_reason(tmp_path, monkeypatch):
     from robustbench_interp.models import load_model
 
     monkeypatch.setattr(INTERPRETERS, "_entries", dict(INTERPRETERS._entries))
     monkeypatch.setattr(INTERPRETERS, "_origins", dict(INTERPRETERS._origins))
     register_interpreter("mean_colour")(MeanColour)
-    bench = Benchmark(Store(tmp_path), eval_size=16, accuracy_size=64, aopc_size=8, batch_size=16,
+    bench = Runner(Store(tmp_path), eval_size=16, accuracy_size=64, aopc_size=8, batch_size=16,
                       log=lambda _m: None)
-    bench.add_base(load_model("tiny", "vgg", weights="random"))
+    bench.resources.add_base(load_model("tiny", "vgg", weights="random"))
     (cfg,) = build_grid("tiny", ["vgg"], ["location"], ["mean_colour"], overrides={"steps": 2, "batch_size": 8})
     record = bench.run_cell(cfg)
     assert record["status"] == "failed"

@@ -14,15 +14,15 @@ import torch._dynamo
 import torch.fx
 
 import robustbench_interp.conformance
-import robustbench_interp.engine
 import robustbench_interp.leaderboard
+import robustbench_interp.runner
 
 pytest_plugins = ["pytester"]
 
 #: pytester drops the modules first imported inside a run, so the suites' modules are imported here:
 #: torch's lazily imported parts cannot be imported twice, and a check added to conformance.CHECKS
 #: must be in the dict the plugin reads.
-PRELOADED = (torch._dynamo, torch.fx, robustbench_interp.conformance, robustbench_interp.engine,
+PRELOADED = (torch._dynamo, torch.fx, robustbench_interp.conformance, robustbench_interp.runner,
              robustbench_interp.leaderboard)
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
@@ -51,7 +51,7 @@ class InputOnly(Interpreter):
 
 
 def pytest_configure(config):
-    _suite(config).bench.add_base(load_model("tiny", "vgg", weights="random"))
+    _suite(config).bench.resources.add_base(load_model("tiny", "vgg", weights="random"))
 """
 
 

@@ -33,7 +33,7 @@ def committed(tmp_path) -> pd.DataFrame:
 
 
 class FakeBench:
-    """Stands in for Benchmark: returns the given record and FSRs instead of computing them."""
+    """Stands in for the Runner: returns the given record and FSRs instead of computing them."""
 
     def __init__(self, top1_after: float, fsr: dict[str, float | None]) -> None:
         self.top1_after, self.fsr = top1_after, fsr

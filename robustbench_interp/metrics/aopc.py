@@ -12,7 +12,7 @@ makes the score fall fast and the AOPC large.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -109,3 +109,27 @@ def aopc_curve(
     per_image = torch.stack(curve)  # [steps + 1, B]
     aopc = float((per_image[0:1] - per_image).mean())
     return per_image.mean(dim=1), aopc
+
+
+def aopc_before_after(
+    model0: Callable[[Tensor], Tensor],
+    model: Callable[[Tensor], Tensor],
+    x: Tensor,
+    y: Tensor,
+    h0: Tensor,
+    h: Tensor,
+    *,
+    seed: int,
+    steps: int = 16,
+) -> dict[str, Any]:
+    """AOPC (most relevant first) of the original model ``model0`` with its maps ``h0``, and of the
+    manipulated ``model`` with its own maps ``h`` and with ``h0``: whether the manipulated maps
+    still point at what the model uses. Regions are an eighth of the image's side; the noise that
+    fills them is drawn from ``seed``, the same for the three curves."""
+    patch = max(1, x.shape[-1] // 8)
+    out: dict[str, Any] = {}
+    for name, net, maps in (("w0_h0", model0, h0), ("wstar_hstar", model, h), ("wstar_h0", model, h0)):
+        gen = torch.Generator(device=x.device).manual_seed(seed)
+        curve, value = aopc_curve(net, x, y, maps.to(x.device), steps=steps, patch=patch, generator=gen)
+        out[name] = {"aopc": value, "curve": curve.double().tolist()}
+    return out

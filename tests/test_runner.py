@@ -1,7 +1,7 @@
-"""The engine's bookkeeping: cells are stored, resumed, never recomputed; failures stay in their cell.
+"""The runner's bookkeeping: cells are stored, resumed, never recomputed; failures stay in their cell.
 
 These tests use a randomly initialised tiny model and two manipulation steps: they check what the
-engine records and when it computes, not the attack's strength (see the slow tests and the
+runner records and when it computes, not the attack's strength (see the slow tests and the
 leaderboard for that).
 """
 
@@ -11,12 +11,11 @@ import pytest
 import torch
 
 from robustbench_interp import Interpreter
-from robustbench_interp.attacks import finetune
-from robustbench_interp.attacks import get_attack, list_attacks
-from robustbench_interp.engine import Benchmark
-from robustbench_interp.metrics.scoring import score_maps
+from robustbench_interp.attacks import finetune, get_attack, list_attacks
 from robustbench_interp.grid import build_grid
 from robustbench_interp.interpreters import INTERPRETERS, register_interpreter
+from robustbench_interp.metrics.scoring import score_maps
+from robustbench_interp.runner import Runner
 from robustbench_interp.store import Store
 
 QUICK = {"steps": 2, "batch_size": 8}
@@ -29,9 +28,9 @@ def random_vgg():
     return load_model("tiny", "vgg", weights="random")
 
 
-def make_bench(root, model, **kw) -> Benchmark:
-    b = Benchmark(Store(root), eval_size=16, accuracy_size=64, aopc_size=8, batch_size=16, log=lambda _m: None, **kw)
-    b.add_base(model)
+def make_bench(root, model, **kw) -> Runner:
+    b = Runner(Store(root), eval_size=16, accuracy_size=64, aopc_size=8, batch_size=16, log=lambda _m: None, **kw)
+    b.resources.add_base(model)
     return b
 
 
@@ -58,7 +57,7 @@ def count_manipulations(monkeypatch) -> list[str]:
         calls.append(args[3].name)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr("robustbench_interp.engine.manipulate", counting)
+    monkeypatch.setattr("robustbench_interp.runner.manipulate", counting)
     return calls
 
 
@@ -73,7 +72,7 @@ def test_a_cell_is_stored_with_its_metrics_and_weights(bench):
     assert 0 <= m["adaptive"]["fsr"] <= 100 and m["adaptive"]["n"] == 16
     score = bench.store.get_score(cfg.cell_id, "gradcam")
     assert len(score["metrics"]["test_losses"]) == 16
-    labels = bench.data("tiny").val_y
+    labels = bench.resources.data("tiny").val_y
     by_class = m["adaptive"]["fsr_by_class"]
     assert set(by_class) == {str(int(c)) for c in labels.unique()}
     counts = {c: int((labels == int(c)).sum()) for c in by_class}  # the class rates add up to the FSR
@@ -96,17 +95,17 @@ def test_a_rerun_with_nothing_changed_recomputes_nothing(tmp_path, random_vgg, m
 def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, random_vgg, monkeypatch):
     grid = cells(attacks=("location", "topk", "center_mass"))
     calls = count_manipulations(monkeypatch)
-    original = Benchmark.run_cell
+    original = Runner.run_cell
 
     def interrupted(self, cfg):
         if cfg.attack == "topk":
             raise KeyboardInterrupt
         return original(self, cfg)
 
-    monkeypatch.setattr(Benchmark, "run_cell", interrupted)
+    monkeypatch.setattr(Runner, "run_cell", interrupted)
     with pytest.raises(KeyboardInterrupt):
         make_bench(tmp_path, random_vgg).run_grid(grid)
-    monkeypatch.setattr(Benchmark, "run_cell", original)
+    monkeypatch.setattr(Runner, "run_cell", original)
     records = make_bench(tmp_path, random_vgg).run_grid(grid)
     assert calls == ["location", "topk", "center_mass"]  # location was not recomputed
     assert [r["status"] for r in records] == ["ok", "ok", "ok"]
@@ -216,10 +215,10 @@ def test_a_cell_computed_from_other_base_weights_is_recomputed(tmp_path, random_
     with torch.no_grad():
         next(other.model.parameters()).add_(0.01)
     second = make_bench(tmp_path, other)
-    assert second.fingerprint("tiny", "vgg") != first.fingerprint("tiny", "vgg")
+    assert second.resources.fingerprint("tiny", "vgg") != first.resources.fingerprint("tiny", "vgg")
     record = second.run_grid(grid)[0]
     assert calls == ["location", "location"]
-    assert record["base_fingerprint"] == second.fingerprint("tiny", "vgg")
+    assert record["base_fingerprint"] == second.resources.fingerprint("tiny", "vgg")
     assert second.store.get_score(grid[0].cell_id, "simplegrad") is None  # stale transfer score dropped
 
 
@@ -244,3 +243,12 @@ def test_an_adv_base_model_keeps_free_adversarial_training_while_manipulated(tmp
     assert record["status"] == "ok"
     assert len(steps) == cfg.params.steps * cfg.params.replays  # every replay of every batch
     assert 0 < max(steps) <= cfg.params.eps + 1e-6  # the perturbation moves, within the eps ball
+
+
+@pytest.mark.parametrize("option", ["eval_size", "accuracy_size", "batch_size"])
+def test_sizes_below_one_are_refused_at_the_door_naming_the_option(option):
+    from robustbench_interp.errors import ConfigError
+    from robustbench_interp.resources import Resources
+
+    with pytest.raises(ConfigError, match=f"{option} must be an integer >= 1"):
+        Resources(**{option: 0})

@@ -1,0 +1,225 @@
+"""The resources of a benchmark run, loaded once and shared: base models, evaluation data, composites,
+base accuracies and the base models' reference maps.
+
+:class:`Resources` holds no results (those live in the :class:`~robustbench_interp.store.Store`) and
+computes no score (those are pure functions in :mod:`robustbench_interp.metrics`); it answers
+"what are the inputs of cell X": the base model and its fingerprint, the evaluation data of an
+attack, and the maps of an interpreter before and after a manipulation. The runner, the figures,
+the regression check and the pytest plugin all ask it through these public methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from robustbench_interp.attacks import get_attack
+from robustbench_interp.attacks.finetune import corresponding_module, expected_grid, explain_checked
+from robustbench_interp.config import CellConfig
+from robustbench_interp.errors import ConfigError
+from robustbench_interp.interpreters.base import Interpreter
+from robustbench_interp.metrics.accuracy import evaluate_accuracy
+from robustbench_interp.models import load_model, resolve_device
+from robustbench_interp.models.base import LoadedModel
+
+#: An evaluation set of a cell: (key, images, target classes).
+EvalSet = tuple[str, Tensor, Tensor]
+
+
+def first(dataset: Dataset, n: int | None) -> Dataset:
+    """The first ``n`` items of ``dataset`` (all when None or more than it holds)."""
+    size = len(dataset)  # type: ignore[arg-type]
+    return dataset if n is None or n >= size else Subset(dataset, range(n))
+
+
+def stack_dataset(dataset: Dataset, batch_size: int = 256) -> tuple[Tensor, ...]:
+    """All items of ``dataset`` stacked into tensors (the evaluation sets are small)."""
+    parts: list[list[Tensor]] = []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        batch = batch if isinstance(batch, (list, tuple)) else [batch]
+        if not parts:
+            parts = [[] for _ in batch]
+        for store, t in zip(parts, batch):
+            store.append(torch.as_tensor(t))
+    return tuple(torch.cat(p) for p in parts)
+
+
+def compute_maps(
+    interpreter: Interpreter,
+    model: nn.Module,
+    layer: nn.Module | None,
+    x: Tensor,
+    target: Tensor,
+    *,
+    batch_size: int,
+    device: torch.device,
+) -> Tensor:
+    """Maps of ``interpreter`` for all of ``x`` (on the CPU), checked batch by batch."""
+    grid = expected_grid(interpreter, model, layer, x[:1].to(device))
+    maps = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size].to(device)
+        tb = target[start : start + batch_size].to(device)
+        h = explain_checked(interpreter, model, xb, tb, layer, create_graph=False, grid=grid)
+        maps.append(h.detach().float().cpu())
+    return torch.cat(maps)
+
+
+@dataclass
+class TrackData:
+    """The data of a track that cells share: the training split, the scored images and labels, the
+    accuracy set, and the composites of two-class attacks (by class pair)."""
+
+    train: Dataset
+    val_x: Tensor
+    val_y: Tensor
+    accuracy_set: Dataset
+    composites_train: dict[tuple[int, int], Dataset] = field(default_factory=dict)
+    composites_eval: dict[tuple[int, int], Tensor] = field(default_factory=dict)
+
+
+def _size(name: str, value: int | None) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"{name} must be an integer >= 1 (or None for all), got {value!r}")
+    return value
+
+
+class Resources:
+    """Base models, data and reference maps of a run, each loaded or computed once.
+
+    ``eval_size`` images of the validation split (and of the held-out composites) are scored;
+    ``accuracy_size`` images of it measure accuracy (None: all); ``batch_size`` images go through
+    an interpreter at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        device: str | torch.device = "cpu",
+        eval_size: int | None = 256,
+        accuracy_size: int | None = None,
+        batch_size: int = 64,
+        data_root: str | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.eval_size = _size("eval_size", eval_size)
+        self.accuracy_size = _size("accuracy_size", accuracy_size)
+        self.batch_size = _size("batch_size", batch_size)
+        self.data_root = data_root
+        self._models: dict[tuple[str, str], LoadedModel] = {}
+        self._data: dict[str, TrackData] = {}
+        self._accuracy: dict[tuple[str, str], dict[str, Any]] = {}
+        self._maps0: dict[tuple[Any, ...], Tensor] = {}
+        self._fingerprints: dict[tuple[str, str], str] = {}
+
+    # ---- base models
+
+    def add_base(self, loaded: LoadedModel) -> None:
+        """Use ``loaded`` as the base model ``(loaded.track, loaded.name)`` (bring your own model)."""
+        self._models[(loaded.track, loaded.name)] = loaded
+
+    def base(self, track: str, model: str) -> LoadedModel:
+        """The base model ``model`` of ``track`` (trained or loaded on first use)."""
+        key = (track, model)
+        if key not in self._models:
+            self._models[key] = load_model(track, model, device=str(self.device))
+        return self._models[key]
+
+    def fingerprint(self, track: str, model: str) -> str:
+        """A hash of the base model's weights: a cell computed from other weights is stale."""
+        key = (track, model)
+        if key not in self._fingerprints:
+            digest = hashlib.sha256()
+            for name, tensor in sorted(self.base(track, model).model.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprints[key] = digest.hexdigest()[:16]
+        return self._fingerprints[key]
+
+    def accuracy(self, track: str, model_name: str, model: nn.Module | None = None) -> dict[str, Any]:
+        """Top-1 / top-5 accuracy (percent) of a base model (cached) or of ``model``."""
+        if model is None and (track, model_name) in self._accuracy:
+            return self._accuracy[(track, model_name)]
+        net = model if model is not None else self.base(track, model_name).model
+        acc = evaluate_accuracy(net, self.data(track).accuracy_set, device=self.device, batch_size=self.batch_size)
+        if model is None:
+            self._accuracy[(track, model_name)] = acc
+        return acc
+
+    # ---- data
+
+    def data(self, track: str) -> TrackData:
+        """The track's shared data (generated or read once)."""
+        if track not in self._data:
+            from robustbench_interp.data import get_dataset
+
+            val = get_dataset(track, "val", root=self.data_root)
+            val_x, val_y = stack_dataset(first(val, self.eval_size))[:2]
+            self._data[track] = TrackData(
+                train=get_dataset(track, "train", root=self.data_root),
+                val_x=val_x,
+                val_y=val_y.long(),
+                accuracy_set=first(val, self.accuracy_size),
+            )
+        return self._data[track]
+
+    def composites(self, track: str, classes: tuple[int, int], part: str) -> Any:
+        """The composites of a class pair: the "train" dataset, or the stacked "heldout" images scored."""
+        from robustbench_interp.data import get_composites
+
+        data = self.data(track)
+        if part == "train":
+            if classes not in data.composites_train:
+                data.composites_train[classes] = get_composites(track, *classes, "train", root=self.data_root)
+            return data.composites_train[classes]
+        if classes not in data.composites_eval:
+            heldout = get_composites(track, *classes, "heldout", root=self.data_root)
+            data.composites_eval[classes] = stack_dataset(first(heldout, self.eval_size))[0]
+        return data.composites_eval[classes]
+
+    def fooling_data(self, cfg: CellConfig) -> Dataset | None:
+        """The data of the attack's penalty when it is not the training split (two-class attacks)."""
+        return self.composites(cfg.track, cfg.classes, "train") if get_attack(cfg.attack).two_classes else None
+
+    def eval_sets(self, cfg: CellConfig) -> list[EvalSet]:
+        """The evaluation data of a cell as ``(key, x, target)``, one per target of the attack: the
+        validation images with their labels, or the held-out composites with c1, then c2."""
+        if not get_attack(cfg.attack).two_classes:
+            data = self.data(cfg.track)
+            return [("val", data.val_x, data.val_y)]
+        x = self.composites(cfg.track, cfg.classes, "heldout")
+        c1, c2 = cfg.classes
+        return [(f"active-{c1}-{c2}-{name}", x, torch.full((len(x),), c, dtype=torch.long))
+                for name, c in (("c1", c1), ("c2", c2))]
+
+    # ---- maps
+
+    def reference_maps(self, cfg: CellConfig, interpreter: Interpreter, key: str, x: Tensor, t: Tensor) -> Tensor:
+        """Maps of the base model of ``cfg`` for one evaluation set (computed once per interpreter)."""
+        base = self.base(cfg.track, cfg.model)
+        cache_key = (cfg.track, cfg.model, interpreter.name, repr(interpreter), key)
+        if cache_key not in self._maps0:
+            self._maps0[cache_key] = compute_maps(
+                interpreter, base.model, base.target_layer, x, t, batch_size=self.batch_size, device=self.device
+            )
+        return self._maps0[cache_key]
+
+    def maps_before_after(
+        self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module, limit: int | None = None
+    ) -> list[tuple[Tensor, Tensor]]:
+        """``(h0, h)`` per evaluation set of ``cfg``: maps of the base model (cached) and of the
+        manipulated ``model``, for the first ``limit`` images (all when None)."""
+        base = self.base(cfg.track, cfg.model)
+        layer = corresponding_module(base.model, model, base.target_layer)
+        pairs = []
+        for key, x, t in self.eval_sets(cfg):
+            h0 = self.reference_maps(cfg, interpreter, key, x, t)[:limit]
+            h = compute_maps(interpreter, model, layer, x[:limit], t[:limit], batch_size=self.batch_size,
+                             device=self.device)
+            pairs.append((h0, h))
+        return pairs

@@ -1,0 +1,233 @@
+"""The runner: a cell's lifecycle against the store (manipulate, score, record; resume; fail alone).
+
+A cell (:class:`~robustbench_interp.config.CellConfig`) is computed at most once: its record, its
+manipulated weights and each interpreter's score on it live in the :class:`~robustbench_interp.store.Store`
+under the cell's hash, so an interrupted grid resumes where it stopped and a re-run with nothing
+changed recomputes nothing. A cell whose interpreter fails is stored as failed, with the reason,
+and the grid carries on.
+
+Scoring (SPEC sections 4 and 5): interpreter J scores a manipulated model ``w*`` against its base
+``w0`` on the evaluation data of the attack (:meth:`Resources.eval_sets`), with the pure functions
+of :mod:`robustbench_interp.metrics`. J = the attacking interpreter gives the adaptive score; any
+other J a transfer score. The inputs (models, data, reference maps) come from
+:class:`~robustbench_interp.resources.Resources`.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from torch import nn
+
+from robustbench_interp.attacks import get_attack
+from robustbench_interp.attacks.finetune import manipulate
+from robustbench_interp.config import CellConfig
+from robustbench_interp.errors import (
+    InterpreterError,
+    MissingResourceError,
+    NotDifferentiableError,
+    PluginImportError,
+    RBIError,
+)
+from robustbench_interp.interpreters import get_interpreter
+from robustbench_interp.interpreters.base import Interpreter
+from robustbench_interp.metrics.aopc import aopc_before_after
+from robustbench_interp.metrics.scoring import score_maps
+from robustbench_interp.resources import Resources
+from robustbench_interp.store import Store, atomic_save_state_dict, load_state_dict_safe
+
+#: A progress callback: (what, done, total, info) -> None.
+Progress = Callable[[str, int, int, dict[str, float]], None]
+
+
+class Runner:
+    """Computes cells and scores into a :class:`Store`; the inputs come from ``resources`` (built
+    from the keyword arguments when not given: see :class:`Resources`). ``aopc_size`` images get
+    AOPC curves (0 turns AOPC off); ``retry_failed`` recomputes cells stored as failed."""
+
+    def __init__(
+        self,
+        store: Store,
+        resources: Resources | None = None,
+        *,
+        aopc_size: int = 64,
+        retry_failed: bool = False,
+        progress: Progress | None = None,
+        log: Callable[[str], None] | None = None,
+        **resource_options: Any,
+    ) -> None:
+        self.store = store
+        self.resources = resources if resources is not None else Resources(**resource_options)
+        self.aopc_size = aopc_size
+        self.retry_failed = retry_failed
+        self.progress = progress
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+
+    # ---- what the store holds
+
+    def is_done(self, cfg: CellConfig) -> bool:
+        """Whether the store's record of ``cfg`` can be reused: ok (or failed, unless retrying) and
+        computed from the same base weights; a stale record's scores are dropped."""
+        if not self.store.has(cfg.cell_id, retry_failed=self.retry_failed):
+            return False
+        record = self.store.get(cfg.cell_id) or {}
+        stored = record.get("base_fingerprint")
+        if record.get("status") != "ok" or stored == self.resources.fingerprint(cfg.track, cfg.model):
+            return True
+        self.log(f"cell {cfg.label}: the base model's weights changed since it was computed; recomputing")
+        self.store.drop_scores(cfg.cell_id)
+        return False
+
+    def manipulated(self, cfg: CellConfig) -> nn.Module:
+        """The manipulated model of a computed cell, from the store's weights."""
+        base = self.resources.base(cfg.track, cfg.model)
+        path = self.store.weights_path(cfg.cell_id)
+        if not path.exists():
+            raise MissingResourceError(f"no manipulated weights for cell {cfg.label} ({cfg.cell_id}) at {path}; "
+                                       "compute the cell first (rbi run, or Runner.run_cell)")
+        model = copy.deepcopy(base.model)
+        model.load_state_dict(load_state_dict_safe(path, map_location=self.resources.device))
+        return model.eval()
+
+    # ---- computing
+
+    def _manipulate(self, cfg: CellConfig, interpreter: Interpreter) -> tuple[nn.Module, dict[str, Any]]:
+        base = self.resources.base(cfg.track, cfg.model)
+
+        def report(step: int, total: int, losses: dict[str, float]) -> None:
+            if self.progress is not None:
+                self.progress(cfg.label, step, total, losses)
+
+        result = manipulate(
+            base.model, base.target_layer, interpreter, get_attack(cfg.attack), cfg.params,
+            self.resources.data(cfg.track).train, self.resources.fooling_data(cfg),
+            attack_params=dict(cfg.attack_params), classes=cfg.classes, seed=cfg.seed,
+            device=self.resources.device, progress=report,
+        )
+        atomic_save_state_dict(self.store.weights_path(cfg.cell_id), result.model.state_dict())
+        last = result.history[-1] if result.history else {}
+        summary = {
+            "manipulation_seconds": result.seconds,
+            "steps": len(result.history),
+            "final_ce": last.get("ce"),
+            "final_penalty": last.get("penalty"),
+            "first_penalty": result.history[0]["penalty"] if result.history else None,
+        }
+        return result.model, summary
+
+    def score(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
+        """Score ``interpreter`` on manipulated ``model`` of cell ``cfg`` against the base model."""
+        attack = get_attack(cfg.attack)
+        pairs = self.resources.maps_before_after(cfg, interpreter, model)
+        labels = None if attack.two_classes else self.resources.eval_sets(cfg)[0][2]
+        return score_maps(attack, tuple(p[1] for p in pairs), tuple(p[0] for p in pairs),
+                          attack.make_params(dict(cfg.attack_params)), labels=labels)
+
+    def aopc(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
+        """AOPC of w0 with its maps and of w* with its own and with w0's maps (passive attacks)."""
+        if self.aopc_size <= 0 or get_attack(cfg.attack).two_classes:
+            return {}
+        device = self.resources.device
+        (_key, x, y), = self.resources.eval_sets(cfg)
+        n = min(self.aopc_size, len(x))
+        ((h0, h),) = self.resources.maps_before_after(cfg, interpreter, model, limit=n)
+        base = self.resources.base(cfg.track, cfg.model)
+        return aopc_before_after(base.model, model, x[:n].to(device), y[:n].to(device), h0, h, seed=cfg.seed)
+
+    # ---- cells
+
+    def run_cell(self, cfg: CellConfig) -> dict[str, Any]:
+        """Compute cell ``cfg`` (unless the store has it) and return its record."""
+        if self.is_done(cfg):
+            return self.store.get(cfg.cell_id)  # type: ignore[return-value]
+        res = self.resources
+        try:
+            interpreter = get_interpreter(cfg.interpreter, **dict(cfg.interpreter_params))
+            if not interpreter.differentiable:
+                raise NotDifferentiableError(
+                    f"interpreter {cfg.interpreter!r} declares itself non-differentiable: it gets transfer "
+                    "cells only (scored on models manipulated through other interpreters)"
+                )
+            before = res.accuracy(cfg.track, cfg.model)
+            started = time.perf_counter()
+            model, summary = self._manipulate(cfg, interpreter)
+            after = res.accuracy(cfg.track, cfg.model, model)
+            adaptive = self.score(cfg, interpreter, model)
+            metrics = {
+                **summary,
+                "accuracy_before": before,
+                "accuracy_after": after,
+                "top1_drop": _drop(before, after, "top1"),
+                "top5_drop": _drop(before, after, "top5"),
+                "adaptive": _without_lists(adaptive),
+                "aopc": self.aopc(cfg, interpreter, model),
+                "wall_seconds": time.perf_counter() - started,
+            }
+        except (InterpreterError, PluginImportError) as exc:
+            self.log(f"cell {cfg.label} failed: {exc}")
+            return self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}")
+        record = self.store.put(cfg, metrics, base_fingerprint=res.fingerprint(cfg.track, cfg.model))
+        self.store.put_score(cfg.cell_id, cfg.interpreter, adaptive, interpreter_params=cfg.interpreter_params)
+        return record
+
+    def score_cell(self, cfg: CellConfig, spec: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Score interpreter ``spec`` on the manipulated model of ``cfg`` (a transfer cell when
+        ``spec`` is not the attacking interpreter). Failures are stored with their reason."""
+        params = params or {}
+        record = self.store.get(cfg.cell_id)
+        if record is None or record["status"] != "ok":
+            return None
+        if self.store.has_score(cfg.cell_id, spec, params, retry_failed=self.retry_failed):
+            return self.store.get_score(cfg.cell_id, spec, params)
+        try:
+            interpreter = get_interpreter(spec, **params)
+            scores = self.score(cfg, interpreter, self.manipulated(cfg))
+        except (InterpreterError, PluginImportError) as exc:
+            return self.store.put_score_failed(cfg.cell_id, spec, f"{type(exc).__name__}: {exc}",
+                                               interpreter_params=params)
+        return self.store.put_score(cfg.cell_id, spec, scores, interpreter_params=params)
+
+    def run_grid(
+        self, cells: Sequence[CellConfig], *, score_with: Iterable[str] = (), keep_going: bool = True
+    ) -> list[dict[str, Any]]:
+        """Run ``cells`` in order (skipping those in the store), then score every ``score_with``
+        interpreter on each manipulated model (transfer). Returns the cell records."""
+        records = []
+        scorers = list(score_with)
+        for i, cfg in enumerate(cells, 1):
+            if self.progress is not None:
+                self.progress("grid", i - 1, len(cells), {})
+            try:
+                record = self.run_cell(cfg)
+            except RBIError as exc:  # a documented error: its message says what is wrong and how to fix it
+                if not keep_going:
+                    raise
+                self.log(f"cell {cfg.label} failed: {type(exc).__name__}: {exc}")
+                record = self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}")
+            records.append(record)
+            for spec in scorers:
+                self.score_cell(cfg, spec)
+        if self.progress is not None:
+            self.progress("grid", len(cells), len(cells), {})
+        return records
+
+
+def _drop(before: dict[str, Any], after: dict[str, Any], key: str) -> float | None:
+    if before.get(key) is None or after.get(key) is None:
+        return None
+    return float(before[key]) - float(after[key])
+
+
+def _without_lists(scores: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a score record (per-image losses stay in the score file only)."""
+    out: dict[str, Any] = {}
+    for key, value in scores.items():
+        if isinstance(value, dict):
+            out[key] = _without_lists(value)
+        elif not (isinstance(value, list) and len(value) > 2):
+            out[key] = value
+    return out
