@@ -202,8 +202,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_figures and _figures_or_keep(store, track, out):
         from robustbench_interp.figures import draw_figures
 
-        draw_figures(bench, [c for c, r in zip(cells, records) if r and r["status"] == "ok"], scorers, out)
-    failed = [r["label"] for r in records if r and r["status"] != "ok"]
+        draw_figures(bench, [c for c, r in zip(cells, records) if r.ok], scorers, out)
+    failed = [r.label for r in records if not r.ok]
     ranking = out / "ranking.md"
     if ranking.exists():
         print(ranking.read_text())
@@ -227,8 +227,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         from robustbench_interp.runner import Runner
 
         bench = Runner(store, device=args.rbi_device, eval_size=args.rbi_eval_size, data_root=args.rbi_data_root)
-        cells = [CellConfig.from_dict(r["config"]) for r in store.records(track=args.rbi_track, status="ok")]
-        scorers = sorted({r["interpreter"] for r in store.scores() if r["status"] == "ok"})
+        cells = [CellConfig.from_dict(r.config) for r in store.records(track=args.rbi_track, status="ok")]
+        scorers = sorted({r.interpreter for r in store.scores() if r.ok})
         written.update(draw_figures(bench, cells, scorers, out))
     for path in written.values():
         print(path)

@@ -101,12 +101,12 @@ class Suite:
 
         return get_interpreter(spec, **dict(params))
 
-    def record(self, kind: str, label: str, record: dict[str, Any], scores: dict[str, Any] | None) -> None:
-        """Add a cell's outcome (``kind``: adaptive or transfer) to the end-of-session FSR table."""
-        self.results.append({"kind": kind, "label": label, "status": record.get("status"),
+    def record(self, kind: str, label: str, record: Any, scores: dict[str, Any] | None) -> None:
+        """Add a cell's outcome (``kind``: adaptive or transfer; ``record`` a cell or score record)
+        to the end-of-session FSR table."""
+        self.results.append({"kind": kind, "label": label, "status": record.status,
                              "fsr": (scores or {}).get("fsr"), "baseline_fsr": (scores or {}).get("baseline_fsr"),
-                             "top1_drop": (record.get("metrics") or {}).get("top1_drop"),
-                             "reason": record.get("reason")})
+                             "top1_drop": record.metrics.get("top1_drop"), "reason": record.reason})
 
     @property
     def bench(self) -> Any:

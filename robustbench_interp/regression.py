@@ -28,6 +28,7 @@ import pandas as pd
 
 from robustbench_interp.config import CellConfig
 from robustbench_interp.errors import ConfigError, MissingResourceError
+from robustbench_interp.records import CellRecord, ScoreRecord
 
 #: Percentage points a recomputed number may move before the check fails.
 DEFAULT_TOLERANCES: dict[str, float] = {"fsr": 10.0, "top1": 2.0}
@@ -87,15 +88,15 @@ def _line(cell: str, quantity: str, committed: Any, recomputed: Any, tolerance: 
 def compare_cell(
     committed: pd.DataFrame,
     cfg: CellConfig,
-    record: dict[str, Any],
-    scores: dict[str, dict[str, Any] | None],
+    record: CellRecord,
+    scores: dict[str, ScoreRecord | None],
     tolerances: dict[str, float],
 ) -> list[dict[str, Any]]:
     """Report lines comparing one recomputed cell (its record and scores) with the committed rows."""
     label = f"{cfg.model}/{cfg.attack}/{cfg.interpreter}"
-    if record.get("status") != "ok":
-        return [_line(label, f"cell ({record.get('reason', 'failed')})", None, None, 0.0)]
-    metrics = record["metrics"]
+    if not record.ok:
+        return [_line(label, f"cell ({record.reason or 'failed'})", None, None, 0.0)]
+    metrics = record.metrics
     adaptive = _committed_row(committed, cfg, cfg.interpreter)
     lines = [
         _line(label, "top1 before", None if adaptive is None else adaptive.get("accuracy_before.top1"),
@@ -106,7 +107,7 @@ def compare_cell(
     for scored, score in scores.items():
         row = _committed_row(committed, cfg, scored)
         kind = "adaptive" if scored == cfg.interpreter else "transfer"
-        value = None if score is None or score.get("status") != "ok" else score["metrics"]["fsr"]
+        value = None if score is None or not score.ok else score.metrics["fsr"]
         lines.append(_line(label, f"FSR {scored} ({kind})", None if row is None else row["fsr"], value,
                            tolerances["fsr"]))
     return lines

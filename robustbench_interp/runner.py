@@ -37,6 +37,7 @@ from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.interpreters.base import Interpreter
 from robustbench_interp.metrics.aopc import aopc_before_after
 from robustbench_interp.metrics.scoring import score_maps
+from robustbench_interp.records import CellRecord, ScoreRecord
 from robustbench_interp.resources import Resources
 from robustbench_interp.store import Store, atomic_save_state_dict, load_state_dict_safe
 
@@ -74,9 +75,10 @@ class Runner:
         computed from the same base weights; a stale record's scores are dropped."""
         if not self.store.has(cfg.cell_id, retry_failed=self.retry_failed):
             return False
-        record = self.store.get(cfg.cell_id) or {}
-        stored = record.get("base_fingerprint")
-        if record.get("status") != "ok" or stored == self.resources.fingerprint(cfg.track, cfg.model):
+        record = self.store.get(cfg.cell_id)
+        if record is None or not record.ok:
+            return True
+        if record.base_fingerprint == self.resources.fingerprint(cfg.track, cfg.model):
             return True
         self.log(f"cell {cfg.label}: the base model's weights changed since it was computed; recomputing")
         self.store.drop_scores(cfg.cell_id)
@@ -140,7 +142,7 @@ class Runner:
 
     # ---- cells
 
-    def run_cell(self, cfg: CellConfig) -> dict[str, Any]:
+    def run_cell(self, cfg: CellConfig) -> CellRecord:
         """Compute cell ``cfg`` (unless the store has it) and return its record."""
         if self.is_done(cfg):
             return self.store.get(cfg.cell_id)  # type: ignore[return-value]
@@ -174,12 +176,12 @@ class Runner:
         self.store.put_score(cfg.cell_id, cfg.interpreter, adaptive, interpreter_params=cfg.interpreter_params)
         return record
 
-    def score_cell(self, cfg: CellConfig, spec: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    def score_cell(self, cfg: CellConfig, spec: str, params: dict[str, Any] | None = None) -> ScoreRecord | None:
         """Score interpreter ``spec`` on the manipulated model of ``cfg`` (a transfer cell when
         ``spec`` is not the attacking interpreter). Failures are stored with their reason."""
         params = params or {}
         record = self.store.get(cfg.cell_id)
-        if record is None or record["status"] != "ok":
+        if record is None or not record.ok:
             return None
         if self.store.has_score(cfg.cell_id, spec, params, retry_failed=self.retry_failed):
             return self.store.get_score(cfg.cell_id, spec, params)
@@ -193,7 +195,7 @@ class Runner:
 
     def run_grid(
         self, cells: Sequence[CellConfig], *, score_with: Iterable[str] = (), keep_going: bool = True
-    ) -> list[dict[str, Any]]:
+    ) -> list[CellRecord]:
         """Run ``cells`` in order (skipping those in the store), then score every ``score_with``
         interpreter on each manipulated model (transfer). Returns the cell records."""
         records = []

@@ -49,12 +49,11 @@ from robustbench_interp.fileio import (  # noqa: F401  (re-exported: the store's
     atomic_write_text,
     load_state_dict_safe,
 )
+from robustbench_interp.records import STATUS_FAILED, STATUS_OK, CellRecord, ScoreRecord
 
 if TYPE_CHECKING:
     import pandas as pd
 
-STATUS_OK = "ok"
-STATUS_FAILED = "failed"
 _META_COLUMNS = ("cell_id", "label", "status", "reason", "created", "version")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -88,8 +87,8 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _read_json(path: Path, required: tuple[str, ...]) -> dict[str, Any] | None:
-    """A record from ``path``, or None with a :class:`StoreWarning` if it is not a complete one."""
+def _read_record(path: Path, kind: type[CellRecord] | type[ScoreRecord]) -> Any:
+    """The record in ``path``, or None with a :class:`StoreWarning` if it is not a complete one."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -97,12 +96,11 @@ def _read_json(path: Path, required: tuple[str, ...]) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         warnings.warn(f"skipping unreadable store file {path}: {exc}", StoreWarning, stacklevel=3)
         return None
-    missing = [k for k in required if not isinstance(data, dict) or k not in data]
-    if missing:
-        warnings.warn(f"skipping store file {path}: not a complete record (missing {missing})",
-                      StoreWarning, stacklevel=3)
+    try:
+        return kind.from_dict(data)
+    except ConfigError as exc:
+        warnings.warn(f"skipping store file {path}: not a complete record ({exc})", StoreWarning, stacklevel=3)
         return None
-    return data
 
 
 def _filter_value(value: Any) -> Any:
@@ -156,10 +154,10 @@ class Store:
     def cell_path(self, cell_id: str) -> Path:
         return self.root / "cells" / f"{_checked_id(cell_id)}.json"
 
-    def get(self, cell_id: str) -> dict[str, Any] | None:
+    def get(self, cell_id: str) -> CellRecord | None:
         """The record of ``cell_id``, or None if absent or unreadable (a warning says which)."""
-        record = _read_json(self.cell_path(cell_id), ("cell_id", "status", "config"))
-        if record is not None and record["cell_id"] != cell_id:
+        record = _read_record(self.cell_path(cell_id), CellRecord)
+        if record is not None and record.cell_id != cell_id:
             warnings.warn(f"skipping {self.cell_path(cell_id)}: it holds cell {record['cell_id']!r}",
                           StoreWarning, stacklevel=2)
             return None
@@ -168,7 +166,7 @@ class Store:
     def status(self, cell_id: str) -> str | None:
         """``"ok"``, ``"failed"`` or None (no readable record)."""
         record = self.get(cell_id)
-        return None if record is None else record["status"]
+        return None if record is None else record.status
 
     def has(self, cell_id: str, *, retry_failed: bool = False) -> bool:
         """Whether ``cell_id`` needs no computation: an ok record, or a failed one unless ``retry_failed``."""
@@ -176,36 +174,36 @@ class Store:
         return status == STATUS_OK or (status == STATUS_FAILED and not retry_failed)
 
     def put(self, config: CellConfig, metrics: Mapping[str, Any], *, base_fingerprint: str | None = None
-            ) -> dict[str, Any]:
+            ) -> CellRecord:
         """Record a completed cell with its ``metrics`` (numbers, lists, dicts of numbers) and the
         fingerprint of the base model's weights it was computed from."""
         return self._put(config, STATUS_OK, None, plain(dict(metrics)), base_fingerprint)
 
-    def put_failed(self, config: CellConfig, reason: str) -> dict[str, Any]:
+    def put_failed(self, config: CellConfig, reason: str) -> CellRecord:
         """Record a cell whose computation failed, with the ``reason`` (e.g. the exception text)."""
         return self._put(config, STATUS_FAILED, str(reason), {})
 
     def _put(
         self, config: CellConfig, status: str, reason: str | None, metrics: dict[str, Any],
         base_fingerprint: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> CellRecord:
         if not isinstance(config, CellConfig):
             raise ConfigError(f"the store records CellConfig objects, got {type(config).__name__}")
-        record = {
-            "cell_id": config.cell_id,
-            "label": config.label,
-            "config": config.to_dict(),
-            "status": status,
-            "reason": reason,
-            "metrics": metrics,
-            "base_fingerprint": base_fingerprint,
-            "created": _now(),
-            "version": config.version,
-        }
-        atomic_write_json(self.cell_path(config.cell_id), record)
+        record = CellRecord(cell_id=config.cell_id, label=config.label, config=config.to_dict(), status=status,
+                            reason=reason, metrics=metrics, base_fingerprint=base_fingerprint, created=_now(),
+                            version=config.version)
+        self.write(record)
         return record
 
-    def records(self, **filters: Any) -> Iterator[dict[str, Any]]:
+    def write(self, record: CellRecord | ScoreRecord) -> None:
+        """Write a record as it is (atomically), e.g. one copied from another store."""
+        if isinstance(record, CellRecord):
+            atomic_write_json(self.cell_path(record.cell_id), record.to_dict())
+        else:
+            path = self.score_path(record.cell_id, record.interpreter, record.interpreter_params)
+            atomic_write_json(path, record.to_dict())
+
+    def records(self, **filters: Any) -> Iterator[CellRecord]:
         """All readable cell records, sorted by cell id, optionally filtered.
 
         Filters match record fields (``status``, ``version``, ``label``, ``cell_id``) or config
@@ -218,10 +216,10 @@ class Store:
             raise ConfigError(f"unknown record filter(s) {unknown}; valid: {sorted(valid)}")
         wanted = {k: _filter_value(v) for k, v in filters.items()}
         for path in sorted((self.root / "cells").glob("*.json")):
-            record = _read_json(path, ("cell_id", "status", "config"))
+            record = _read_record(path, CellRecord)
             if record is None:
                 continue
-            fields = {**record["config"], **{k: record.get(k) for k in _META_COLUMNS}}
+            fields = {**record.config, **{k: record.get(k) for k in _META_COLUMNS}}
             if all(fields.get(k) == v for k, v in wanted.items()):
                 yield record
 
@@ -236,7 +234,7 @@ class Store:
         rows = []
         for record in self.records(**filters):
             row: dict[str, Any] = {k: record.get(k) for k in _META_COLUMNS}
-            config = dict(record["config"])
+            config = dict(record.config)
             config.pop("version", None)
             _flatten("", config, row)
             _add_metrics(row, record)
@@ -249,46 +247,36 @@ class Store:
         key = interpreter_key(interpreter, interpreter_params)
         return self.root / "scores" / _checked_id(cell_id) / f"{key}.json"
 
-    def get_score(
-        self, cell_id: str, interpreter: str, interpreter_params: Any = ()
-    ) -> dict[str, Any] | None:
+    def get_score(self, cell_id: str, interpreter: str, interpreter_params: Any = ()) -> ScoreRecord | None:
         """The score record of ``interpreter`` on manipulated cell ``cell_id``, or None."""
-        return _read_json(self.score_path(cell_id, interpreter, interpreter_params),
-                          ("cell_id", "interpreter", "status"))
+        return _read_record(self.score_path(cell_id, interpreter, interpreter_params), ScoreRecord)
 
     def has_score(self, cell_id: str, interpreter: str, interpreter_params: Any = (), *,
                   retry_failed: bool = False) -> bool:
         """Like :meth:`has`, for one (cell, scored interpreter) pair."""
         record = self.get_score(cell_id, interpreter, interpreter_params)
-        status = None if record is None else record["status"]
+        status = None if record is None else record.status
         return status == STATUS_OK or (status == STATUS_FAILED and not retry_failed)
 
     def put_score(self, cell_id: str, interpreter: str, metrics: Mapping[str, Any], *,
-                  interpreter_params: Any = ()) -> dict[str, Any]:
+                  interpreter_params: Any = ()) -> ScoreRecord:
         """Record the scores of ``interpreter`` on cell ``cell_id``; touches no other file."""
         metrics = plain(dict(metrics))
         return self._put_score(cell_id, interpreter, interpreter_params, STATUS_OK, None, metrics)
 
     def put_score_failed(self, cell_id: str, interpreter: str, reason: str, *,
-                         interpreter_params: Any = ()) -> dict[str, Any]:
+                         interpreter_params: Any = ()) -> ScoreRecord:
         """Record that scoring ``interpreter`` on cell ``cell_id`` failed, with the ``reason``."""
         return self._put_score(cell_id, interpreter, interpreter_params, STATUS_FAILED, str(reason), {})
 
     def _put_score(self, cell_id: str, interpreter: str, interpreter_params: Any, status: str,
-                   reason: str | None, metrics: dict[str, Any]) -> dict[str, Any]:
+                   reason: str | None, metrics: dict[str, Any]) -> ScoreRecord:
         params = normalize_interpreter_params(interpreter_params)
         cell = self.get(cell_id)
-        record = {
-            "cell_id": cell_id,
-            "interpreter": interpreter,
-            "interpreter_params": {k: v for k, v in params},
-            "status": status,
-            "reason": reason,
-            "metrics": metrics,
-            "created": _now(),
-            "version": cell["version"] if cell else BENCHMARK_VERSION,
-        }
-        atomic_write_json(self.score_path(cell_id, interpreter, params), record)
+        record = ScoreRecord(cell_id=cell_id, interpreter=interpreter, interpreter_params=dict(params),
+                             status=status, reason=reason, metrics=metrics, created=_now(),
+                             version=cell.version if cell else BENCHMARK_VERSION)
+        self.write(record)
         return record
 
     def drop_scores(self, cell_id: str) -> int:
@@ -300,12 +288,12 @@ class Store:
             removed += 1
         return removed
 
-    def scores(self, cell_id: str | None = None) -> Iterator[dict[str, Any]]:
+    def scores(self, cell_id: str | None = None) -> Iterator[ScoreRecord]:
         """All readable score records (of one cell when ``cell_id`` is given), corrupt files skipped."""
         base = self.root / "scores"
         pattern = f"{_checked_id(cell_id)}/*.json" if cell_id else "*/*.json"
         for path in sorted(base.glob(pattern)):
-            record = _read_json(path, ("cell_id", "interpreter", "status"))
+            record = _read_record(path, ScoreRecord)
             if record is not None:
                 yield record
 
@@ -313,14 +301,14 @@ class Store:
         """One row per score record, with the manipulated cell's config columns joined in."""
         import pandas as pd
 
-        cells = {r["cell_id"]: r for r in self.records()}
+        cells = {r.cell_id: r for r in self.records()}
         rows = []
         for record in self.scores():
-            row: dict[str, Any] = {"cell_id": record["cell_id"], "scored_interpreter": record["interpreter"],
-                                   "status": record["status"], "reason": record.get("reason")}
-            cell = cells.get(record["cell_id"])
+            row: dict[str, Any] = {"cell_id": record.cell_id, "scored_interpreter": record.interpreter,
+                                   "status": record.status, "reason": record.reason}
+            cell = cells.get(record.cell_id)
             if cell is not None:
-                config = dict(cell["config"])
+                config = dict(cell.config)
                 config["attacking_interpreter"] = config.pop("interpreter")
                 _flatten("", {k: v for k, v in config.items() if k != "interpreter_params"}, row)
             _add_metrics(row, record)

@@ -19,13 +19,13 @@ def test_adaptive(rbi_suite, rbi_cell, record_property):
     with rbi_suite.visible():
         record = rbi_suite.bench.run_cell(cell)
     scores = rbi_suite.bench.store.get_score(cell.cell_id, cell.interpreter, cell.interpreter_params)
-    metrics = (scores or {}).get("metrics", {})
+    metrics = scores.metrics if scores is not None else {}
     rbi_suite.record("adaptive", cell.label, record, metrics)
-    if record["status"] != "ok":
-        pytest.fail(f"cell {cell.label} could not be computed: {record['reason']}")
+    if not record.ok:
+        pytest.fail(f"cell {cell.label} could not be computed: {record.reason}")
     record_property("fsr", metrics["fsr"])
     record_property("baseline_fsr", metrics["baseline_fsr"])
-    record_property("top1_drop", record["metrics"]["top1_drop"])
+    record_property("top1_drop", record.metrics["top1_drop"])
     goal = rbi_suite.opt("rbi_max_fsr")
     if goal is not None and metrics["fsr"] > goal:
         pytest.fail(f"{cell.label}: FSR {metrics['fsr']:.1f}% > --rbi-max-fsr {goal}% "
@@ -40,9 +40,9 @@ def test_transfer(rbi_suite, rbi_transfer, record_property):
     label = f"{cell.label}->{spec}"
     if record is None:
         pytest.fail(f"the manipulated model {cell.label} could not be computed: "
-                    f"{rbi_suite.bench.store.get(cell.cell_id)['reason']}")
-    rbi_suite.record("transfer", label, record, record.get("metrics"))
-    if record["status"] != "ok":
-        pytest.fail(f"transfer cell {label} could not be computed: {record['reason']}")
-    record_property("fsr", record["metrics"]["fsr"])
-    record_property("baseline_fsr", record["metrics"]["baseline_fsr"])
+                    f"{rbi_suite.bench.store.get(cell.cell_id).reason}")
+    rbi_suite.record("transfer", label, record, record.metrics)
+    if not record.ok:
+        pytest.fail(f"transfer cell {label} could not be computed: {record.reason}")
+    record_property("fsr", record.metrics["fsr"])
+    record_property("baseline_fsr", record.metrics["baseline_fsr"])

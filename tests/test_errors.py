@@ -15,7 +15,7 @@ BUILTIN = re.compile(r"raise (ValueError|LookupError|KeyError|TypeError|RuntimeE
 def test_no_builtin_exception_is_raised_on_purpose():
     found = [f"{path.relative_to(PACKAGE)}:{i}: {line.strip()}"
              for path in sorted(PACKAGE.rglob("*.py"))
-             for i, line in enumerate(path.read_text().splitlines(), 1) if BUILTIN.search(line)]
+             for i, line in enumerate(path.read_text().splitlines(), 1) if BUILTIN.search(line) and not line.rstrip().endswith("# the Mapping protocol")]
     assert not found, "raise an error of robustbench_interp.errors instead:\n" + "\n".join(found)
 
 

@@ -9,23 +9,25 @@ from robustbench_interp.cli import main
 from robustbench_interp.errors import ConfigError
 from robustbench_interp.grid import build_grid
 from robustbench_interp.leaderboard import write_leaderboard
+from robustbench_interp.records import CellRecord, ScoreRecord
 from robustbench_interp.regression import CellSpec, check_cells, committed_scores, passed
 from robustbench_interp.store import Store
 
 (CELL,) = build_grid("tiny", ["resnet"], ["location"], ["gradcam"])
 
 
-def record(top1_after: float = 93.0) -> dict:
-    return {"status": "ok", "metrics": {"accuracy_before": {"top1": 96.0, "top5": 100.0},
-                                       "accuracy_after": {"top1": top1_after, "top5": 99.0},
-                                       "top1_drop": 96.0 - top1_after, "top5_drop": 1.0}}
+def record(top1_after: float = 93.0) -> CellRecord:
+    return CellRecord(cell_id=CELL.cell_id, status="ok", config=CELL.to_dict(),
+                      metrics={"accuracy_before": {"top1": 96.0, "top5": 100.0},
+                               "accuracy_after": {"top1": top1_after, "top5": 99.0},
+                               "top1_drop": 96.0 - top1_after, "top5_drop": 1.0})
 
 
 @pytest.fixture
 def committed(tmp_path) -> pd.DataFrame:
     """A leaderboard written from a store holding CELL with FSR 80 (adaptive) and 30 (lrp_t)."""
     store = Store(tmp_path / "store")
-    store.put(CELL, record()["metrics"])
+    store.put(CELL, record().metrics)
     store.put_score(CELL.cell_id, "gradcam", {"fsr": 80.0, "baseline_fsr": 0.0, "n": 256})
     store.put_score(CELL.cell_id, "lrp_t", {"fsr": 30.0, "baseline_fsr": 0.0, "n": 256})
     write_leaderboard(store, "tiny", tmp_path / "leaderboard" / "tiny")
@@ -43,7 +45,8 @@ class FakeBench:
 
     def score_cell(self, cfg, name):
         value = self.fsr.get(name)
-        return None if value is None else {"status": "ok", "metrics": {"fsr": value}}
+        return None if value is None else ScoreRecord(cell_id=cfg.cell_id, interpreter=name, status="ok",
+                                                      metrics={"fsr": value})
 
 
 def test_numbers_within_tolerance_pass(committed):
