@@ -1,7 +1,7 @@
 """The ``rbi`` command line: run the benchmark grid, build the leaderboard, list what is registered.
 
     rbi run                 train or load the tiny base models, run the default grid, write the leaderboard
-    rbi leaderboard         rebuild leaderboard/<track>/ from the results store
+    rbi leaderboard         rebuild leaderboard/<track>/ from its records (adding a store's cells first)
     rbi check               recompute a few cells and compare them with the committed leaderboard
     rbi list                the registered interpreters, attacks, tracks and models
 """
@@ -13,7 +13,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from robustbench_interp.grid import CHECK_CELLS, CHECK_SCORERS, RUN_SCORERS
 from robustbench_interp.options import (
     add_options,
     check_attack_names,
@@ -23,42 +25,10 @@ from robustbench_interp.options import (
     selected_models,
     split_list,
 )
-from robustbench_interp.regression import DEFAULT_CELLS, DEFAULT_SCORERS, DEFAULT_TOLERANCES
+from robustbench_interp.regression import DEFAULT_TOLERANCES
 
-#: `rbi run`'s default grid: every attack x every standard model of the track, attacked through
-#: Grad-CAM (the paper's main attacking interpreter), so that a first run on a 2-core CPU, base
-#: model training included, stays within about 15 minutes.
-RUN_ATTACKERS = ("gradcam",)
-#: Interpreters scored on every manipulated model by default (transfer). Integrated gradients (32
-#: steps) and SmoothGrad (10 samples) are left out of the default to keep a first run on 2 cores
-#: within 15 minutes; `--score-with all` scores every registered interpreter.
-RUN_SCORERS = ("gradcam", "lrp_t", "simplegrad_t", "lrp", "simplegrad", "gradient_x_input")
-#: The committed leaderboard's grid (``rbi run --grid leaderboard``): every attack x model through
-#: every registered differentiable interpreter, each manipulated model scored by every registered
-#: interpreter. Two built-ins cost far more per manipulation step than the others (SmoothGrad's 10
-#: noisy copies: about 15x Grad-CAM; integrated gradients' 32 path points: about 50x), so on a
-#: 2-core CPU SmoothGrad attacks the tiny ResNet only and integrated gradients is scored by transfer
-#: only; ``--interpreter smoothgrad`` or ``--interpreter integrated_gradients`` (on a GPU) fills in
-#: their other cells.
-LEADERBOARD_ATTACK_MODELS: dict[str, tuple[str, ...]] = {"smoothgrad": ("resnet",), "integrated_gradients": ()}
-
-
-CARRY_HELP = ("build the tables from the store alone (default: keep the rows of the existing scores.csv whose "
-              "preset cells the store lacks)")
-
-
-def _figures_or_keep(store, track: str, out: Path) -> bool:
-    """Whether to redraw the figures: not when the tables hold cells this store lacks (the figures
-    would lose their rows); says so."""
-    from robustbench_interp.leaderboard import carried_cell_ids
-
-    carried = carried_cell_ids(store, track, out)
-    if carried:
-        print(f"[rbi] {len(carried)} cells of {out} come from its scores.csv, not from this store: the "
-              "tables keep them and the figures are left as they are (rbi run --grid leaderboard redraws them)",
-              file=sys.stderr, flush=True)
-    return not carried
-
+if TYPE_CHECKING:
+    from robustbench_interp.store import Store
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rbi", description=__doc__,
@@ -75,23 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
                           "the committed leaderboard's grid, every registered interpreter attacking and scored")
     run.add_argument("--leaderboard-dir", default="leaderboard", help="where leaderboard/<track>/ goes")
     run.add_argument("--no-figures", action="store_true", help="skip the heatmap figures")
-    run.add_argument("--no-carry", action="store_true", help=CARRY_HELP)
 
-    board = sub.add_parser("leaderboard", help="rebuild the leaderboard tables from the store")
-    add_options(board.add_argument, names=["track", "store", "device", "eval-size", "data-root"])
+    board = sub.add_parser("leaderboard", help="rebuild the leaderboard tables from its records, adding a "
+                                               "store's cells first when --store is given")
+    add_options(board.add_argument, names=["track", "device", "eval-size", "data-root"])
+    board.add_argument("--store", default=None, dest="rbi_store",
+                       help="a results store whose ok cells join the leaderboard's records (default: none; the "
+                            "tables are rebuilt from the records alone)")
     board.add_argument("--leaderboard-dir", default="leaderboard")
-    board.add_argument("--figures", action="store_true", help="also draw the heatmap figures (needs the models)")
-    board.add_argument("--no-carry", action="store_true", help=CARRY_HELP)
+    board.add_argument("--figures", action="store_true",
+                       help="also draw the heatmap figures (needs --store with every cell's weights)")
 
     check = sub.add_parser("check", help="recompute a few cells and compare them with the committed leaderboard "
                                          "(a regression check; exit status 1 when a number moved)")
     add_options(check.add_argument, names=["track", "device", "eval-size", "accuracy-size", "data-root", "seed"])
     check.add_argument("--leaderboard-dir", default="leaderboard", help="where the committed leaderboard/<track>/ is")
     check.add_argument("--cells", default=None, metavar="MODEL:ATTACK:INTERP,...",
-                       help="cells to recompute (default: " + ",".join(DEFAULT_CELLS) + ")")
+                       help="cells to recompute (default: " + ",".join(CHECK_CELLS) + ")")
     check.add_argument("--score-with", default=None, metavar="I1,I2",
                        help="interpreters scored on each cell beside the attacking one (default: "
-                            + ",".join(DEFAULT_SCORERS) + ")")
+                            + ",".join(CHECK_SCORERS) + ")")
     check.add_argument("--fsr-tolerance", type=float, default=DEFAULT_TOLERANCES["fsr"],
                        help="FSR points a number may move (default: %(default)s)")
     check.add_argument("--top1-tolerance", type=float, default=DEFAULT_TOLERANCES["top1"],
@@ -127,55 +100,54 @@ def _progress_printer():
     return progress
 
 
-def _differentiable(names: Sequence[str]) -> list[str]:
-    """The names among ``names`` whose interpreter can be attacked (a broken plug-in is kept: its cells
-    fail with the reason)."""
-    from robustbench_interp.interpreters import get_interpreter
-
-    keep = []
-    for name in names:
-        try:
-            if not get_interpreter(name).differentiable:
-                continue
-        except Exception:  # noqa: BLE001 - a broken plug-in fails its own cells, not the grid
-            pass
-        keep.append(name)
-    return keep
-
-
 def run_cells(args: argparse.Namespace, track: str, models: list[str], attacks: list[str]) -> tuple[list, list[str]]:
-    """The cells of ``rbi run`` and the interpreters scored on each: the default grid (Grad-CAM
-    attacks), the ``--interpreter`` selection ('all': every registered one), or ``--grid leaderboard``."""
+    """The cells of ``rbi run`` and the interpreters scored on each: the main grid (Grad-CAM attacks,
+    or the ``--interpreter`` selection, 'all': every registered one), or ``--grid leaderboard``."""
     from robustbench_interp.errors import ConfigError
-    from robustbench_interp.grid import build_grid
-    from robustbench_interp.interpreters import list_interpreters
+    from robustbench_interp.grid import leaderboard_grid, main_grid
 
-    grid_kw = dict(seed=args.rbi_seed,
-                   overrides=overrides(args.rbi_lr, args.rbi_lam, args.rbi_steps, args.rbi_cooldown))
-    every = list_interpreters()
-    scorers = args.score_with or (every if args.grid == "leaderboard" else list(RUN_SCORERS))
-    if "all" in scorers:
-        scorers = every
+    kw = dict(seed=args.rbi_seed, overrides=overrides(args.rbi_lr, args.rbi_lam, args.rbi_steps, args.rbi_cooldown))
     if args.grid == "leaderboard":
         if args.rbi_interpreter:
             raise ConfigError("--grid leaderboard chooses the attacking interpreters itself (every registered one); "
                               f"drop --interpreter {' '.join(args.rbi_interpreter)}, or use the default grid")
-        attackers = _differentiable([*RUN_ATTACKERS, *(n for n in every if n not in RUN_ATTACKERS)])
-        cells = [cell for name in attackers
-                 for cell in build_grid(track, [m for m in models if m in LEADERBOARD_ATTACK_MODELS.get(name, models)],
-                                        attacks, [name], **grid_kw)]
+        grid = leaderboard_grid(track, models, attacks, args.score_with or (), **kw)
     else:
-        attackers = args.rbi_interpreter or list(RUN_ATTACKERS)
-        if "all" in attackers:
-            attackers = _differentiable(every)
-        cells = build_grid(track, models, attacks, attackers, **grid_kw)
-    scorers = list(dict.fromkeys([*attackers, *scorers]))  # the adaptive scores first, no repeats
-    check_interpreter_names(scorers)
-    return cells, scorers
+        grid = main_grid(track, models, attacks, args.rbi_interpreter, args.score_with or (), **kw)
+    check_interpreter_names(list(grid.scorers))
+    return list(grid.cells), list(grid.scorers)
+
+
+def _store_for_reading(path: str) -> Store:
+    """The store at ``path``, which must exist and be a folder (nothing is created)."""
+    from robustbench_interp.errors import ConfigError
+    from robustbench_interp.store import Store
+
+    root = Path(path)
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a folder"
+        raise ConfigError(f"--store {path!r} {what}; give the folder a run wrote its results to (rbi run --store)")
+    return Store(root)
+
+
+def _figures(bench, board, track: str, out: Path) -> dict[str, Path]:
+    """Draw the figures of every cell of the leaderboard ``board`` when the run's store holds all of
+    their weights; otherwise keep the figures as they are, and say so."""
+    from robustbench_interp.config import CellConfig
+    from robustbench_interp.figures import draw_figures
+
+    cells = [CellConfig.from_dict(r.config) for r in board.records(track=track, status="ok")]
+    lacking = [c for c in cells if not bench.store.weights_path(c.cell_id).exists()]
+    if lacking:
+        print(f"[rbi] {len(lacking)} of the {len(cells)} cells of {out} have no manipulated weights in "
+              f"{bench.store.root}: the figures are left as they are (rbi run --grid leaderboard redraws them)",
+              file=sys.stderr, flush=True)
+        return {}
+    return draw_figures(bench, cells, [], out)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from robustbench_interp.leaderboard import write_leaderboard
+    from robustbench_interp.leaderboard import publish, records_store, write_leaderboard
     from robustbench_interp.runner import Runner
     from robustbench_interp.store import Store
 
@@ -188,8 +160,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     attackers = list(dict.fromkeys(c.interpreter for c in cells))
     store = Store(args.rbi_store)
     bench = Runner(store, device=args.rbi_device, eval_size=args.rbi_eval_size,
-                      accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
-                      retry_failed=args.rbi_retry_failed, progress=_progress_printer())
+                   accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
+                   retry_failed=args.rbi_retry_failed, progress=_progress_printer())
     todo = sum(not store.has(c.cell_id, retry_failed=args.rbi_retry_failed) for c in cells)
     print(f"[rbi] track {track}: {len(cells)} cells ({todo} to compute), models {models}, attacks {attacks}, "
           f"attacking interpreters {attackers}; scoring {len(scorers)} interpreters; store {store.root}",
@@ -198,11 +170,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         bench.resources.base(track, name)  # trains (first run) or loads the base model, showing progress
     records = bench.run_grid(cells, score_with=scorers)
     out = Path(args.leaderboard_dir) / track
-    write_leaderboard(store, track, out, carry=not args.no_carry)
-    if not args.no_figures and _figures_or_keep(store, track, out):
-        from robustbench_interp.figures import draw_figures
-
-        draw_figures(bench, [c for c, r in zip(cells, records) if r.ok], scorers, out)
+    board = records_store(out)
+    publish(store, board, track, {c.cell_id for c in cells})
+    write_leaderboard(board, track, out)
+    if not args.no_figures:
+        _figures(bench, board, track, out)
     failed = [r.label for r in records if not r.ok]
     ranking = out / "ranking.md"
     if ranking.exists():
@@ -215,21 +187,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from robustbench_interp.leaderboard import write_leaderboard
-    from robustbench_interp.store import Store
+    from robustbench_interp.errors import ConfigError
+    from robustbench_interp.leaderboard import publish, records_store, write_leaderboard
+    from robustbench_interp.runner import Runner
+    from robustbench_interp.tracks import get_track
 
-    store = Store(args.rbi_store)
-    out = Path(args.leaderboard_dir) / args.rbi_track
-    written = write_leaderboard(store, args.rbi_track, out, carry=not args.no_carry)
-    if args.figures and _figures_or_keep(store, args.rbi_track, out):
-        from robustbench_interp.config import CellConfig
-        from robustbench_interp.figures import draw_figures
-        from robustbench_interp.runner import Runner
-
-        bench = Runner(store, device=args.rbi_device, eval_size=args.rbi_eval_size, data_root=args.rbi_data_root)
-        cells = [CellConfig.from_dict(r.config) for r in store.records(track=args.rbi_track, status="ok")]
-        scorers = sorted({r.interpreter for r in store.scores() if r.ok})
-        written.update(draw_figures(bench, cells, scorers, out))
+    track = get_track(args.rbi_track).name
+    out = Path(args.leaderboard_dir) / track
+    board = records_store(out)
+    source = _store_for_reading(args.rbi_store) if args.rbi_store else None
+    if source is not None and not publish(source, board, track):
+        raise ConfigError(f"--store {args.rbi_store!r} holds no computed cell of track {track!r}; nothing to add "
+                          f"(the tables in {out} are left as they are)")
+    if not any(True for _ in board.records(track=track, status="ok")):
+        raise ConfigError(f"{board.root} holds no records of track {track!r}: there is no leaderboard to build "
+                          "(rbi run writes the records)")
+    written = write_leaderboard(board, track, out)
+    if args.figures:
+        if source is None:
+            raise ConfigError("--figures needs --store, the store that holds the manipulated weights")
+        bench = Runner(source, device=args.rbi_device, eval_size=args.rbi_eval_size, data_root=args.rbi_data_root)
+        written.update(_figures(bench, board, track, out))
     for path in written.values():
         print(path)
     return 0
@@ -241,25 +219,24 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from tabulate import tabulate
 
-    from robustbench_interp.grid import build_grid
-    from robustbench_interp.regression import CellSpec, check_cells, committed_scores, passed
+    from robustbench_interp.grid import check_grid
+    from robustbench_interp.regression import check_cells, committed_records, passed
     from robustbench_interp.runner import Runner
     from robustbench_interp.store import Store
 
     track = args.rbi_track
-    committed = committed_scores(args.leaderboard_dir, track)
-    specs = [CellSpec.parse(text) for text in split_list(args.cells) or DEFAULT_CELLS]
-    cells = [cell for spec in specs
-             for cell in build_grid(track, [spec.model], [spec.attack], [spec.interpreter], seed=args.rbi_seed)]
-    scorers = split_list(args.score_with) if args.score_with is not None else list(DEFAULT_SCORERS)
+    committed = committed_records(args.leaderboard_dir, track)
+    grid = check_grid(track, split_list(args.cells) or CHECK_CELLS,
+                      split_list(args.score_with) if args.score_with is not None else CHECK_SCORERS,
+                      seed=args.rbi_seed)
     root = Path(args.rbi_store) if args.rbi_store else Path(tempfile.mkdtemp(prefix="rbi-check-"))
     try:
         bench = Runner(Store(root), device=args.rbi_device, eval_size=args.rbi_eval_size,
-                          accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
-                          progress=_progress_printer())
-        print(f"[rbi] check: recomputing {len(cells)} cells of track {track} in {root} and comparing them with "
-              f"{Path(args.leaderboard_dir) / track / 'scores.csv'}", file=sys.stderr, flush=True)
-        report = check_cells(bench, cells, committed, scorers=scorers,
+                       accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
+                       progress=_progress_printer())
+        print(f"[rbi] check: recomputing {len(grid.cells)} cells of track {track} in {root} and comparing them "
+              f"with the records in {committed.root}", file=sys.stderr, flush=True)
+        report = check_cells(bench, list(grid.cells), committed, scorers=list(grid.scorers),
                              tolerances={"fsr": args.fsr_tolerance, "top1": args.top1_tolerance})
     finally:
         if not args.rbi_store:

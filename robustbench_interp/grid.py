@@ -1,8 +1,10 @@
-"""Grids of benchmark cells: every attack x base model x attacking interpreter of a track."""
+"""Grids of benchmark cells: every attack x base model x attacking interpreter of a track, and the
+named grids the benchmark runs (the main job's, the leaderboard's, a submission's, the check's)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from robustbench_interp.attacks import check_attack_names, get_attack
@@ -45,3 +47,121 @@ def build_grid(
                     seed=seed, classes=pair,
                 ))
     return cells
+
+
+# ------------------------------------------------------------------------------ the named grids
+#
+# Every grid the benchmark runs is defined here, once: the main job's (`rbi run`), the committed
+# leaderboard's (`rbi run --grid leaderboard`), a submission's (`pytest suites/`) and the regression
+# check's (`rbi check`). Each is a list of cells and the interpreters scored on every cell.
+
+#: The main job's attacking interpreters: Grad-CAM, the paper's main one, so that a first run on a
+#: 2-core CPU, base model training included, stays within about 15 minutes.
+RUN_ATTACKERS = ("gradcam",)
+#: Interpreters scored on every manipulated model of the main job (transfer). Integrated gradients
+#: (32 steps) and SmoothGrad (10 samples) are left out to keep a first run on 2 cores within 15
+#: minutes; `--score-with all` scores every registered interpreter.
+RUN_SCORERS = ("gradcam", "lrp_t", "simplegrad_t", "lrp", "simplegrad", "gradient_x_input")
+#: The committed leaderboard's grid: every attack x model through every registered differentiable
+#: interpreter, each manipulated model scored by every registered interpreter. Two built-ins cost
+#: far more per manipulation step than the others (SmoothGrad's 10 noisy copies: about 15x Grad-CAM;
+#: integrated gradients' 32 path points: about 50x), so on a 2-core CPU SmoothGrad attacks the tiny
+#: ResNet only and integrated gradients is scored by transfer only.
+LEADERBOARD_ATTACK_MODELS: dict[str, tuple[str, ...]] = {"smoothgrad": ("resnet",), "integrated_gradients": ()}
+#: Built-in interpreters through which models are manipulated for a submission's transfer cells.
+SUBMISSION_TRANSFER_ATTACKERS = ("gradcam", "lrp_t")
+#: The cells the regression check recomputes (model:attack:attacking interpreter): the tiny ResNet
+#: trains fastest, and these two attacks move its maps furthest.
+CHECK_CELLS = ("resnet:location:gradcam", "resnet:topk:gradcam")
+#: Interpreters scored on each recomputed cell besides the attacking one (one transfer).
+CHECK_SCORERS = ("lrp_t",)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A named grid: its cells and the interpreters scored on each (the attacking ones first)."""
+
+    name: str
+    cells: tuple[CellConfig, ...]
+    scorers: tuple[str, ...]
+
+
+def differentiable(names: Sequence[str]) -> list[str]:
+    """The names among ``names`` whose interpreter can be attacked (a broken plug-in is kept: its
+    cells fail with the reason)."""
+    from robustbench_interp.interpreters import get_interpreter
+
+    keep = []
+    for name in names:
+        try:
+            if not get_interpreter(name).differentiable:
+                continue
+        except Exception:  # noqa: BLE001 - a broken plug-in fails its own cells, not the grid
+            pass
+        keep.append(name)
+    return keep
+
+
+def _scorers(attackers: Sequence[str], scorers: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*attackers, *scorers]))  # the adaptive scores first, no repeats
+
+
+def main_grid(track: str, models: Sequence[str], attacks: Sequence[str], attackers: Sequence[str] = (),
+              scorers: Sequence[str] = (), **kw: Any) -> Grid:
+    """The main job: every attack x model through ``attackers`` (default :data:`RUN_ATTACKERS`; "all"
+    for every registered differentiable interpreter), scored by ``scorers`` (default
+    :data:`RUN_SCORERS`; "all" for every registered interpreter)."""
+    from robustbench_interp.interpreters import list_interpreters
+
+    attackers = list(attackers) or list(RUN_ATTACKERS)
+    if "all" in attackers:
+        attackers = differentiable(list_interpreters())
+    scorers = list(scorers) or list(RUN_SCORERS)
+    if "all" in scorers:
+        scorers = list_interpreters()
+    return Grid("main", tuple(build_grid(track, models, attacks, attackers, **kw)), _scorers(attackers, scorers))
+
+
+def leaderboard_grid(track: str, models: Sequence[str], attacks: Sequence[str], scorers: Sequence[str] = (),
+                     **kw: Any) -> Grid:
+    """The committed leaderboard's grid (:data:`LEADERBOARD_ATTACK_MODELS` says where an attacker
+    is left out); every registered interpreter scored unless ``scorers`` says otherwise."""
+    from robustbench_interp.interpreters import list_interpreters
+
+    every = list_interpreters()
+    attackers = differentiable([*RUN_ATTACKERS, *(n for n in every if n not in RUN_ATTACKERS)])
+    cells = [cell for name in attackers
+             for cell in build_grid(track, [m for m in models if m in LEADERBOARD_ATTACK_MODELS.get(name, models)],
+                                    attacks, [name], **kw)]
+    scorers = every if not scorers or "all" in scorers else list(scorers)
+    return Grid("leaderboard", tuple(cells), _scorers(attackers, scorers))
+
+
+def submission_grid(track: str, models: Sequence[str], attacks: Sequence[str], specs: Sequence[str],
+                    **kw: Any) -> tuple[Grid, Grid]:
+    """A submission's grids: its adaptive cells (every attack x model through each spec), and the
+    transfer cells (the models manipulated through :data:`SUBMISSION_TRANSFER_ATTACKERS`, scored by
+    the specs)."""
+    adaptive = Grid("submission", tuple(build_grid(track, models, attacks, specs, **kw)), tuple(specs))
+    transfer = Grid("submission-transfer", tuple(build_grid(track, models, attacks,
+                                                            list(SUBMISSION_TRANSFER_ATTACKERS), **kw)), tuple(specs))
+    return adaptive, transfer
+
+
+def parse_cell(text: str) -> tuple[str, str, str]:
+    """``"model:attack:interpreter"`` as its three parts (a cell of the regression check)."""
+    from robustbench_interp.errors import ConfigError
+
+    parts = text.split(":")
+    if len(parts) != 3 or not all(parts):
+        raise ConfigError(f"a cell to check is model:attack:interpreter (e.g. resnet:location:gradcam), got {text!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def check_grid(track: str, cells: Sequence[str] = CHECK_CELLS, scorers: Sequence[str] = CHECK_SCORERS,
+               **kw: Any) -> Grid:
+    """The regression check's cells (``model:attack:interpreter`` each) and the interpreters scored on
+    them besides the attacking ones."""
+    parsed = [parse_cell(text) for text in cells]
+    built = [cell for model, attack, interp in parsed for cell in build_grid(track, [model], [attack], [interp], **kw)]
+    return Grid("check", tuple(built), tuple(scorers))

@@ -9,8 +9,7 @@ For each track, under ``leaderboard/<track>/``:
 - ``transfer.{md,csv}``: attacking interpreter x scored interpreter, FSR averaged over attacks and
   models (the diagonal is adaptive);
 - ``scores.csv``: the same numbers in long form, one row per (model, attack, attacking
-  interpreter, scored interpreter), with the cell's accuracy and hyper-parameters; the regression
-  check (:mod:`robustbench_interp.regression`) compares recomputed cells with it;
+  interpreter, scored interpreter), with the cell's accuracy and hyper-parameters;
 - ``ranking.{md,csv}``: interpreters by mean adaptive FSR (lower is more robust), with the mean
   baseline FSR, the mean top-1 drop the attacker paid, and the mean transfer FSR; an interpreter
   with no adaptive cell in the store (non-differentiable, or not among the grid's attacking
@@ -21,14 +20,14 @@ A manipulation that costs more than :data:`MAX_TOP1_DROP` points of top-1 did no
 count neither in the transfer matrix nor in the ranking, which says how many such cells each
 interpreter had.
 
-Rows carried over: the store behind the committed leaderboard is not committed (its manipulated
-weights are large), so a store that holds only some cells (the main job's Grad-CAM grid, or a
-submission's cells on a fresh clone) would otherwise rewrite the tables with those cells alone.
-:func:`write_leaderboard` therefore keeps every row of the existing ``scores.csv`` whose cell the
-store does not hold, as long as that cell is still the preset cell of its (model, attack,
-attacking interpreter): its ``cell_id``, the hash of its full config, is the one the grid would
-build today. A row from other hyper-parameters, another seed, or before a preset changed is
-dropped. ``carry=False`` builds from the store alone.
+The source of a leaderboard is a store of records, ``leaderboard/<track>/records/`` (the JSON records
+of its cells and scores, without the manipulated weights): :func:`write_leaderboard` is a function of
+that store alone, and the tables are never read back. A run adds its cells with :func:`publish`,
+which copies each ok cell record and its score records there and removes the record that held the
+same place in the grid before (same model, attack, attacking interpreter, its parameters, seed and
+classes: an earlier preset or schema), so a run that holds some cells adds to the board rather than
+replacing it, and nothing stale stays. Only records of the current
+:data:`~robustbench_interp.config.BENCHMARK_VERSION` are shown.
 
 CSV files hold numbers; Markdown files format them.
 """
@@ -44,7 +43,7 @@ from tabulate import tabulate
 
 from robustbench_interp.attacks import attack_order
 from robustbench_interp.config import BENCHMARK_VERSION
-from robustbench_interp.errors import RBIError
+from robustbench_interp.records import CellRecord, ScoreRecord
 from robustbench_interp.store import Store, atomic_write_text
 
 #: Top-1 points a manipulation may cost and still count as fooling a working model.
@@ -199,52 +198,6 @@ _CELL_COLUMNS = ["model", "attack", "accuracy_before.top1", "accuracy_after.top1
                  "accuracy_after.top5", "top1_drop"]
 
 
-def _preset_cell_id(track: str, model: str, attack: str, interpreter: str) -> str | None:
-    from robustbench_interp.grid import build_grid
-
-    try:
-        (cell,) = build_grid(track, [model], [attack], [interpreter])
-    except RBIError:  # a model or attack this version no longer has
-        return None
-    return cell.cell_id
-
-
-def carried_rows(
-    out_dir: str | Path, track: str, store_cell_ids: set[str], store_scores: set[tuple[str, str]]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(cells, scores) frames, in the store's columns, of the rows of ``out_dir/scores.csv`` to carry
-    over: scores ((cell_id, scored interpreter) pairs) the store does not hold, of cells that are
-    still today's preset cells (module docstring); cells only for those the store lacks."""
-    path = Path(out_dir) / "scores.csv"
-    if not path.is_file():
-        return pd.DataFrame(), pd.DataFrame()
-    old = pd.read_csv(path)
-    needed = {"model", "attack", "attacking_interpreter", "scored_interpreter", "fsr", "baseline_fsr", "cell_id"}
-    if old.empty or not needed <= set(old.columns):
-        return pd.DataFrame(), pd.DataFrame()
-    old = old[[pair not in store_scores for pair in zip(old["cell_id"], old["scored_interpreter"])]]
-    current = {
-        key: _preset_cell_id(track, *key)
-        for key in set(zip(old["model"], old["attack"], old["attacking_interpreter"]))
-    }
-    keep = [current[(m, a, i)] == cid for m, a, i, cid in
-            zip(old["model"], old["attack"], old["attacking_interpreter"], old["cell_id"])]
-    old = old[keep]
-    if old.empty:
-        return pd.DataFrame(), pd.DataFrame()
-    scores = old.rename(columns={"lr": "params.lr", "lam": "params.lam", "steps": "params.steps"}).copy()
-    if {"fsr_ci_low", "fsr_ci_high"} <= set(scores.columns):
-        scores["fsr_ci"] = [[lo, hi] for lo, hi in zip(scores["fsr_ci_low"], scores["fsr_ci_high"])]
-    scores = scores.drop(columns=[c for c in ("fsr_ci_low", "fsr_ci_high", "kept", *_CELL_COLUMNS[2:]) if c in scores])
-    scores["track"], scores["status"] = track, "ok"
-    scores["adaptive"] = scores["attacking_interpreter"] == scores["scored_interpreter"]  # as scores_frame
-    cells = (old[~old["cell_id"].isin(store_cell_ids)].drop_duplicates("cell_id")
-             .rename(columns={"attacking_interpreter": "interpreter"})
-             [["cell_id", "interpreter", *(c for c in _CELL_COLUMNS if c in old)]].copy())
-    cells["track"], cells["status"] = track, "ok"
-    return cells, scores
-
-
 def scores_long(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     """One row per score with its cell's accuracy and hyper-parameters, sorted (numbers only)."""
     if scores.empty:
@@ -274,22 +227,12 @@ def _markdown(title: str, frame: pd.DataFrame, note: str) -> str:
     return f"# {title}\n\n{note}\n\n{tabulate(flat, headers='keys', tablefmt='github', showindex=False)}\n"
 
 
-def write_leaderboard(store: Store, track: str, out_dir: str | Path, *, carry: bool = True) -> dict[str, Path]:
-    """Write the track's tables (Markdown + CSV) under ``out_dir``; returns the written paths.
-
-    With ``carry`` the rows of the existing ``scores.csv`` that the store lacks and that are still
-    preset cells are kept (module docstring); :func:`carried_cell_ids` says which they were."""
+def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str, Path]:
+    """Write the track's tables (Markdown + CSV) under ``out_dir`` from ``store`` alone; returns the
+    written paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cells, scores = cells_frame(store, track), scores_frame(store, track)
-    if carry:
-        held = set(cells["cell_id"]) if not cells.empty else set()
-        scored = set(zip(scores["cell_id"], scores["scored_interpreter"])) if not scores.empty else set()
-        old_cells, old_scores = carried_rows(out, track, held, scored)
-        if not old_cells.empty:
-            cells = pd.concat([cells, old_cells], ignore_index=True)
-        if not old_scores.empty:
-            scores = pd.concat([scores, old_scores], ignore_index=True)
     scores = with_accuracy(scores, cells)
     fsr_n, fsr_t = fsr_table(scores)
     acc_n, acc_t = accuracy_table(cells)
@@ -323,11 +266,48 @@ def write_leaderboard(store: Store, track: str, out_dir: str | Path, *, carry: b
     return written
 
 
-def carried_cell_ids(store: Store, track: str, out_dir: str | Path) -> set[str]:
-    """The cells of the leaderboard in ``out_dir`` whose rows were carried over, not in ``store``."""
-    path = Path(out_dir) / "scores.csv"
-    if not path.is_file():
-        return set()
-    ids = set(pd.read_csv(path, usecols=["cell_id"])["cell_id"]) if path.stat().st_size else set()
-    cells = cells_frame(store, track)
-    return ids - (set(cells["cell_id"]) if not cells.empty else set())
+#: The folder of a leaderboard that holds its records (a store without weights).
+RECORDS = "records"
+
+
+def records_store(out_dir: str | Path) -> Store:
+    """The store of records behind the leaderboard in ``out_dir`` (``<out_dir>/records``)."""
+    return Store(Path(out_dir) / RECORDS)
+
+
+def _slot(record: CellRecord) -> tuple[Any, ...]:
+    """Where a cell sits in a grid, whatever its hyper-parameters and schema version."""
+    c = record.config
+    params = sorted((c.get("interpreter_params") or {}).items())
+    return (c.get("track"), c.get("model"), c.get("attack"), c.get("interpreter"), repr(params), c.get("seed"),
+            repr(c.get("classes")))
+
+
+def _summary(record: ScoreRecord) -> ScoreRecord:
+    """A score record without its per-image lists (the leaderboard's records keep the numbers)."""
+    metrics = {k: v for k, v in record.metrics.items() if not (isinstance(v, list) and len(v) > 2)}
+    for key, value in record.metrics.items():
+        if isinstance(value, dict):
+            metrics[key] = {k: v for k, v in value.items() if not (isinstance(v, list) and len(v) > 2)}
+    return ScoreRecord(**{**record.to_dict(), "metrics": metrics})
+
+
+def publish(source: Store, board: Store, track: str, cell_ids: set[str] | None = None) -> int:
+    """Copy the ok cells of ``track`` in ``source`` (those in ``cell_ids`` when given) and their ok
+    scores into the leaderboard's records ``board``; a record of ``board`` in the same grid place
+    with another id is removed with its scores. Returns the number of cells published."""
+    held = {_slot(r): r.cell_id for r in board.records(track=track)}
+    count = 0
+    for record in source.records(track=track, status="ok"):
+        if cell_ids is not None and record.cell_id not in cell_ids:
+            continue
+        old = held.get(_slot(record))
+        if old is not None and old != record.cell_id:
+            board.drop_scores(old)
+            board.cell_path(old).unlink(missing_ok=True)
+        board.write(record)
+        for score in source.scores(record.cell_id):
+            if score.ok:
+                board.write(_summary(score))
+        count += 1
+    return count

@@ -30,9 +30,6 @@ from robustbench_interp.options import (
     selected_models,
 )
 
-#: Built-in interpreters through which models are manipulated for a submission's transfer cells.
-TRANSFER_ATTACKERS = ("gradcam", "lrp_t")
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("robustbench_interp", "robustbench_interp benchmark (pytest suites/)")
@@ -174,7 +171,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("rbi_cell", [c for _, c in cells],
                              ids=[f"{a}-{c.track}-{c.model}-{c.interpreter}" for a, c in cells])
     if "rbi_transfer" in names:
-        pairs = [(attack, cell, spec) for attack, cell in suite.cells(list(TRANSFER_ATTACKERS))
+        from robustbench_interp.grid import SUBMISSION_TRANSFER_ATTACKERS
+
+        pairs = [(attack, cell, spec) for attack, cell in suite.cells(list(SUBMISSION_TRANSFER_ATTACKERS))
                  for spec in suite.interpreters() if spec != cell.interpreter]
         metafunc.parametrize("rbi_transfer", [(c, s) for _, c, s in pairs],
                              ids=[f"{a}-{c.track}-{c.model}-{c.interpreter}-to-{s}" for a, c, s in pairs])
@@ -228,7 +227,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if out:
         from pathlib import Path
 
-        from robustbench_interp.leaderboard import write_leaderboard
+        from robustbench_interp.leaderboard import publish, records_store, write_leaderboard
 
-        written = write_leaderboard(suite.bench.store, suite.track, Path(out) / suite.track)
+        board = records_store(Path(out) / suite.track)
+        publish(suite.bench.store, board, suite.track)
+        written = write_leaderboard(board, suite.track, Path(out) / suite.track)
         terminalreporter.write_line(f"leaderboard written: {sorted(str(p) for p in written.values())}")

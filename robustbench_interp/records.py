@@ -75,7 +75,8 @@ class _Record(Mapping):
 class CellRecord(_Record):
     """One manipulation cell: ``config`` is :meth:`CellConfig.to_dict`; ``metrics`` numbers only
     (accuracy before and after, the top-1 drop, the adaptive score's summary, AOPC, timings);
-    ``reason`` says why a failed cell failed; ``base_fingerprint`` hashes the base weights used."""
+    ``reason`` says why a failed cell failed; ``base_fingerprint`` hashes the base weights used;
+    ``provenance`` says where a record not written by the runner came from (None when it was)."""
 
     cell_id: str
     status: str
@@ -86,11 +87,13 @@ class CellRecord(_Record):
     base_fingerprint: str | None = None
     created: str = ""
     version: str = ""
+    provenance: str | None = None
 
     _required: ClassVar[tuple[str, ...]] = ("cell_id", "status", "config")
     _types: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "cell_id": str, "status": str, "config": dict, "label": str, "reason": (str, type(None)),
         "metrics": dict, "base_fingerprint": (str, type(None)), "created": str, "version": str,
+        "provenance": (str, type(None)),
     }
 
     __hash__ = None  # type: ignore[assignment]  (holds dicts)
@@ -109,11 +112,13 @@ class ScoreRecord(_Record):
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     version: str = ""
+    provenance: str | None = None
 
     _required: ClassVar[tuple[str, ...]] = ("cell_id", "interpreter", "status")
     _types: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "cell_id": str, "interpreter": str, "status": str, "interpreter_params": dict,
         "reason": (str, type(None)), "metrics": dict, "created": str, "version": str,
+        "provenance": (str, type(None)),
     }
 
     __hash__ = None  # type: ignore[assignment]

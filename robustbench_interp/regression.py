@@ -1,8 +1,9 @@
 """The regression check: recompute a few cells and compare them with the committed leaderboard.
 
-``rbi check`` (and ``.ci/run``) recomputes a small subset of the track's cells from scratch, in a
-fresh store, and compares each recomputed number with the row of ``leaderboard/<track>/scores.csv``
-that the committed leaderboard holds for it:
+``rbi check`` (and ``.ci/run``) recomputes a small subset of the track's cells (the check grid of
+:mod:`robustbench_interp.grid`) from scratch, in a fresh store, and compares each recomputed number
+with the committed record of the same cell (the same id: the same config) in
+``leaderboard/<track>/records/``:
 
 - every FSR (adaptive, and transfer for the scored interpreters asked for) within
   :data:`DEFAULT_TOLERANCES` ``["fsr"]`` percentage points;
@@ -27,16 +28,16 @@ from typing import Any
 import pandas as pd
 
 from robustbench_interp.config import CellConfig
-from robustbench_interp.errors import ConfigError, MissingResourceError
+from robustbench_interp.errors import MissingResourceError
+from robustbench_interp.grid import CHECK_CELLS, CHECK_SCORERS, parse_cell
 from robustbench_interp.records import CellRecord, ScoreRecord
+from robustbench_interp.store import Store
 
 #: Percentage points a recomputed number may move before the check fails.
 DEFAULT_TOLERANCES: dict[str, float] = {"fsr": 10.0, "top1": 2.0}
-#: The cells ``rbi check`` recomputes by default, as model:attack:attacking-interpreter: the tiny
-#: ResNet trains fastest (about a minute on 2 cores), and these two attacks move its maps furthest.
-DEFAULT_CELLS = ("resnet:location:gradcam", "resnet:topk:gradcam")
-#: Interpreters scored on each recomputed cell by default (beside the attacking one): one transfer.
-DEFAULT_SCORERS = ("lrp_t",)
+#: The cells ``rbi check`` recomputes by default and the interpreters scored on them (the check grid).
+DEFAULT_CELLS = CHECK_CELLS
+DEFAULT_SCORERS = CHECK_SCORERS
 
 
 @dataclass(frozen=True)
@@ -49,30 +50,21 @@ class CellSpec:
 
     @classmethod
     def parse(cls, text: str) -> CellSpec:
-        parts = text.split(":")
-        if len(parts) != 3 or not all(parts):
-            raise ConfigError(f"a cell to check is model:attack:interpreter (e.g. resnet:location:gradcam), "
-                              f"got {text!r}")
-        return cls(*parts)
+        return cls(*parse_cell(text))
 
 
-def committed_scores(leaderboard_dir: str | Path, track: str) -> pd.DataFrame:
-    """The committed ``scores.csv`` of ``track``; a missing file says how to make one."""
-    path = Path(leaderboard_dir) / track / "scores.csv"
-    if not path.is_file():
+def committed_records(leaderboard_dir: str | Path, track: str) -> Store:
+    """The store of records behind the committed leaderboard of ``track``; a missing one says how to
+    make one."""
+    from robustbench_interp.leaderboard import records_store
+
+    store = records_store(Path(leaderboard_dir) / track)
+    if not any(True for _ in store.records(track=track, status="ok")):
         raise MissingResourceError(
-            f"no committed leaderboard at {path}; generate it with `rbi run --track {track}` "
-            "(it writes scores.csv beside the tables) before checking against it"
+            f"no committed leaderboard records at {store.root}; generate them with `rbi run --track {track}` "
+            "(it writes the records beside the tables) before checking against them"
         )
-    return pd.read_csv(path)
-
-
-def _committed_row(committed: pd.DataFrame, cfg: CellConfig, scored: str) -> pd.Series | None:
-    rows = committed[
-        (committed["model"] == cfg.model) & (committed["attack"] == cfg.attack)
-        & (committed["attacking_interpreter"] == cfg.interpreter) & (committed["scored_interpreter"] == scored)
-    ]
-    return None if rows.empty else rows.iloc[0]
+    return store
 
 
 def _line(cell: str, quantity: str, committed: Any, recomputed: Any, tolerance: float) -> dict[str, Any]:
@@ -86,7 +78,7 @@ def _line(cell: str, quantity: str, committed: Any, recomputed: Any, tolerance: 
 
 
 def compare_cell(
-    committed: pd.DataFrame,
+    committed: Store,
     cfg: CellConfig,
     record: CellRecord,
     scores: dict[str, ScoreRecord | None],
@@ -97,26 +89,27 @@ def compare_cell(
     if not record.ok:
         return [_line(label, f"cell ({record.reason or 'failed'})", None, None, 0.0)]
     metrics = record.metrics
-    adaptive = _committed_row(committed, cfg, cfg.interpreter)
+    cell = committed.get(cfg.cell_id)
+    old = cell.metrics if cell is not None and cell.ok else {}
     lines = [
-        _line(label, "top1 before", None if adaptive is None else adaptive.get("accuracy_before.top1"),
+        _line(label, "top1 before", (old.get("accuracy_before") or {}).get("top1"),
               metrics["accuracy_before"]["top1"], tolerances["top1"]),
-        _line(label, "top1 after", None if adaptive is None else adaptive.get("accuracy_after.top1"),
+        _line(label, "top1 after", (old.get("accuracy_after") or {}).get("top1"),
               metrics["accuracy_after"]["top1"], tolerances["top1"]),
     ]
     for scored, score in scores.items():
-        row = _committed_row(committed, cfg, scored)
+        row = committed.get_score(cfg.cell_id, scored)
         kind = "adaptive" if scored == cfg.interpreter else "transfer"
         value = None if score is None or not score.ok else score.metrics["fsr"]
-        lines.append(_line(label, f"FSR {scored} ({kind})", None if row is None else row["fsr"], value,
-                           tolerances["fsr"]))
+        lines.append(_line(label, f"FSR {scored} ({kind})", row.metrics.get("fsr") if row and row.ok else None,
+                           value, tolerances["fsr"]))
     return lines
 
 
 def check_cells(
     bench: Any,
     cells: Sequence[CellConfig],
-    committed: pd.DataFrame,
+    committed: Store,
     *,
     scorers: Sequence[str] = DEFAULT_SCORERS,
     tolerances: dict[str, float] | None = None,
@@ -145,7 +138,7 @@ __all__ = [
     "DEFAULT_TOLERANCES",
     "CellSpec",
     "check_cells",
-    "committed_scores",
+    "committed_records",
     "compare_cell",
     "passed",
 ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from robustbench_interp.cli import LEADERBOARD_ATTACK_MODELS, RUN_ATTACKERS, build_parser, main, run_cells
+from robustbench_interp.cli import build_parser, main, run_cells
+from robustbench_interp.grid import LEADERBOARD_ATTACK_MODELS, RUN_ATTACKERS
 
 MODELS = ["densenet", "resnet", "vgg"]
 ATTACKS = ["location", "topk", "center_mass", "active"]
@@ -64,17 +65,44 @@ def test_the_leaderboard_grid_refuses_an_interpreter_selection(capsys):
     assert "--grid leaderboard" in capsys.readouterr().err
 
 
-def test_rbi_leaderboard_on_a_fresh_store_keeps_the_committed_tables_and_figures(capsys, tmp_path):
-    """Every row of the committed leaderboard is carried (so it is also a check that the committed
-    cells are today's preset cells: a preset change without a new leaderboard fails here)."""
+def test_rbi_leaderboard_rebuilds_the_committed_tables_from_the_committed_records_byte_for_byte(capsys, tmp_path):
+    """The committed tables are a function of the committed records (so this is also a check that
+    nobody edited a table by hand, and that the records are today's schema)."""
     import shutil
     from pathlib import Path
 
     committed = Path(__file__).resolve().parents[1] / "leaderboard" / "tiny"
     board = tmp_path / "board" / "tiny"
     shutil.copytree(committed, board)
-    before = {p.name: p.read_bytes() for p in board.iterdir()}
-    assert main(["leaderboard", "--store", str(tmp_path / "fresh"), "--leaderboard-dir", str(tmp_path / "board"),
-                 "--figures"]) == 0
-    assert {p.name: p.read_bytes() for p in board.iterdir()} == before
-    assert "figures are left as they are" in capsys.readouterr().err
+    before = {p.name: p.read_bytes() for p in board.iterdir() if p.is_file()}
+    for name in ("fsr.md", "scores.csv", "ranking.csv"):
+        (board / name).write_text("stale\n")
+    assert main(["leaderboard", "--leaderboard-dir", str(tmp_path / "board")]) == 0
+    assert {p.name: p.read_bytes() for p in board.iterdir() if p.is_file()} == before
+
+
+def test_the_committed_records_are_todays_preset_cells():
+    """A preset change without a new leaderboard fails here."""
+    from pathlib import Path
+
+    from robustbench_interp.grid import build_grid
+    from robustbench_interp.leaderboard import records_store
+
+    board = records_store(Path(__file__).resolve().parents[1] / "leaderboard" / "tiny")
+    for record in board.records():
+        c = record.config
+        (cell,) = build_grid("tiny", [c["model"]], [c["attack"]], [c["interpreter"]])
+        assert cell.cell_id == record.cell_id, record.label
+
+
+def test_rbi_leaderboard_refuses_a_missing_or_empty_store_and_keeps_the_tables(capsys, tmp_path):
+    (tmp_path / "board" / "tiny").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("x")
+    for store in ("typo", "file", "empty"):
+        assert main(["leaderboard", "--store", str(tmp_path / store), "--leaderboard-dir", str(tmp_path / "board")]) == 2
+        err = capsys.readouterr().err
+        assert str(tmp_path / store) in err and "Traceback" not in err
+    assert main(["leaderboard", "--leaderboard-dir", str(tmp_path / "board")]) == 2  # no records at all
+    assert "holds no records" in capsys.readouterr().err
+    assert list((tmp_path / "board" / "tiny").iterdir()) == []

@@ -67,7 +67,7 @@ def test_rbi_run_runs_the_plugin_attack(random_resnet_cache, spec, capsys):
     root = random_resnet_cache
     code = main(["run", "--attacks", spec, "--models", "resnet", "--steps", "2", "--eval-size", "8",
                  "--accuracy-size", "32", "--score-with", "gradcam", "--store", str(root / "store"),
-                 "--leaderboard-dir", str(root / "board"), "--no-figures", "--no-carry"])
+                 "--leaderboard-dir", str(root / "board"), "--no-figures"])
     assert code == 0, capsys.readouterr().err
     (cell,) = [json.loads(p.read_text()) for p in (root / "store" / "cells").glob("*.json")]
     assert cell["status"] == "ok" and cell["config"]["attack"] == spec

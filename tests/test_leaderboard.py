@@ -7,7 +7,7 @@ import pytest
 
 from robustbench_interp.config import CellConfig
 from robustbench_interp.grid import build_grid
-from robustbench_interp.leaderboard import ranking, scores_frame, write_leaderboard
+from robustbench_interp.leaderboard import publish, ranking, records_store, scores_frame, write_leaderboard
 from robustbench_interp.store import Store
 
 FSR = {  # (attack, attacker, scored) -> (fsr, baseline)
@@ -124,57 +124,68 @@ def preset_store(root, fsr: float) -> Store:
     return store
 
 
-def test_preset_rows_a_store_lacks_are_carried_over_unchanged(store, tmp_path):
-    from robustbench_interp.leaderboard import carried_cell_ids
+def publish_and_write(source: Store, board_dir) -> Store:
+    board = records_store(board_dir)
+    publish(source, board, "tiny")
+    write_leaderboard(board, "tiny", board_dir)
+    return board
 
-    board = tmp_path / "board"
-    full = preset_store(tmp_path / "full", 80.0)
-    write_leaderboard(full, "tiny", board)
-    before = {p.name: p.read_text() for p in board.iterdir()}
-    empty = Store(tmp_path / "empty")
-    write_leaderboard(empty, "tiny", board)
-    assert {p.name: p.read_text() for p in board.iterdir()} == before  # a fresh store loses nothing
-    assert len(carried_cell_ids(empty, "tiny", board)) == 1 and not carried_cell_ids(full, "tiny", board)
-    # another store's cells join the carried ones; the non-preset ones (steps=1) are its own
-    write_leaderboard(store, "tiny", board)
-    df = pd.read_csv(board / "scores.csv")
+
+def test_a_store_publishes_into_the_records_and_a_fresh_store_loses_nothing(store, tmp_path):
+    board_dir = tmp_path / "board"
+    publish_and_write(preset_store(tmp_path / "full", 80.0), board_dir)
+    before = {p.name: p.read_text() for p in board_dir.iterdir() if p.is_file()}
+    publish_and_write(Store(tmp_path / "empty"), board_dir)
+    assert {p.name: p.read_text() for p in board_dir.iterdir() if p.is_file()} == before
+    # another store's cells join the board's
+    publish_and_write(store, board_dir)
+    df = pd.read_csv(board_dir / "scores.csv")
     assert set(df["model"]) == {"vgg", "resnet"}
     row = df[(df.model == "resnet") & (df.scored_interpreter == "gradcam")].iloc[0]
     assert (row.fsr, row.fsr_ci_low, row["accuracy_after.top5"], row.top1_drop) == (80.0, 75.0, 99.0, 1.0)
-    assert "95.0" in (board / "accuracy.md").read_text()
+    assert "95.0" in (board_dir / "accuracy.md").read_text()
 
 
-def test_the_store_wins_over_a_carried_row_of_the_same_cell(tmp_path):
-    board = tmp_path / "board"
-    write_leaderboard(preset_store(tmp_path / "old", 80.0), "tiny", board)
-    write_leaderboard(preset_store(tmp_path / "new", 55.0), "tiny", board)
-    df = pd.read_csv(board / "scores.csv")
+def test_the_published_record_wins_over_the_boards_record_of_the_same_cell(tmp_path):
+    board_dir = tmp_path / "board"
+    publish_and_write(preset_store(tmp_path / "old", 80.0), board_dir)
+    publish_and_write(preset_store(tmp_path / "new", 55.0), board_dir)
+    df = pd.read_csv(board_dir / "scores.csv")
     assert list(df[df.scored_interpreter == "gradcam"]["fsr"]) == [55.0]
 
 
-def test_rows_of_other_hyper_parameters_are_not_carried(store, tmp_path):
-    board = tmp_path / "board"
-    write_leaderboard(store, "tiny", board)  # steps=1 cells: not the preset ones
-    write_leaderboard(Store(tmp_path / "empty"), "tiny", board)
-    assert "No results yet" in (board / "fsr.md").read_text()
+def test_a_cell_of_other_hyper_parameters_replaces_the_one_in_its_place(tmp_path):
+    board_dir = tmp_path / "board"
+    board = publish_and_write(preset_store(tmp_path / "preset", 80.0), board_dir)
+    other = Store(tmp_path / "other")
+    (cfg,) = build_grid("tiny", ["resnet"], ["location"], ["gradcam"], overrides={"steps": 7})
+    other.put(cfg, {"accuracy_before": {"top1": 96.0, "top5": 99.5},
+                    "accuracy_after": {"top1": 95.5, "top5": 99.0}, "top1_drop": 0.5, "top5_drop": 0.5})
+    other.put_score(cfg.cell_id, "gradcam", {"fsr": 20.0, "baseline_fsr": 1.0, "n": 10, "fsr_ci": [15.0, 25.0]})
+    publish_and_write(other, board_dir)
+    assert [r.cell_id for r in board.records()] == [cfg.cell_id]  # nothing stale stays
+    assert [s.interpreter for s in board.scores()] == ["gradcam"]
+    assert list(pd.read_csv(board_dir / "scores.csv")["steps"]) == [7]
 
 
-def test_carry_false_builds_from_the_store_alone(store, tmp_path):
+def test_the_tables_are_a_function_of_the_store_alone(store, tmp_path):
     board = tmp_path / "board"
     write_leaderboard(preset_store(tmp_path / "full", 80.0), "tiny", board)
-    write_leaderboard(store, "tiny", board, carry=False)
+    write_leaderboard(store, "tiny", board)
     assert set(pd.read_csv(board / "scores.csv")["model"]) == {"vgg"}
 
 
-def test_a_store_cell_scored_by_fewer_interpreters_keeps_the_carried_scores(tmp_path):
-    board = tmp_path / "board"
-    write_leaderboard(preset_store(tmp_path / "old", 80.0), "tiny", board)  # scored by gradcam and lrp_t
+def test_a_published_cell_scored_by_fewer_interpreters_keeps_the_boards_other_scores(tmp_path):
+    board_dir = tmp_path / "board"
+    publish_and_write(preset_store(tmp_path / "old", 80.0), board_dir)  # scored by gradcam and lrp_t
     fewer = Store(tmp_path / "fewer")
     (cfg,) = build_grid("tiny", ["resnet"], ["location"], ["gradcam"])
     fewer.put(cfg, {"accuracy_before": {"top1": 96.0, "top5": 99.5},
                     "accuracy_after": {"top1": 94.0, "top5": 99.0}, "top1_drop": 2.0, "top5_drop": 0.5})
-    fewer.put_score(cfg.cell_id, "gradcam", {"fsr": 70.0, "baseline_fsr": 1.0, "n": 10, "fsr_ci": [65.0, 75.0]})
-    write_leaderboard(fewer, "tiny", board)
-    df = pd.read_csv(board / "scores.csv").set_index("scored_interpreter")
+    fewer.put_score(cfg.cell_id, "gradcam", {"fsr": 70.0, "baseline_fsr": 1.0, "n": 10, "fsr_ci": [65.0, 75.0],
+                                             "test_losses": [0.1] * 10})
+    board = publish_and_write(fewer, board_dir)
+    df = pd.read_csv(board_dir / "scores.csv").set_index("scored_interpreter")
     assert (df.loc["gradcam", "fsr"], df.loc["lrp_t", "fsr"]) == (70.0, 30.0)
-    assert set(df["top1_drop"]) == {2.0}  # the cell's accuracy is the store's
+    assert set(df["top1_drop"]) == {2.0}  # the cell's accuracy is the published record's
+    assert "test_losses" not in board.get_score(cfg.cell_id, "gradcam").metrics  # per-image lists stay behind

@@ -1,16 +1,15 @@
-"""The regression check compares recomputed cells with the committed scores.csv, number by number."""
+"""The regression check compares recomputed cells with the committed records, number by number."""
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from robustbench_interp.cli import main
 from robustbench_interp.errors import ConfigError
 from robustbench_interp.grid import build_grid
-from robustbench_interp.leaderboard import write_leaderboard
+from robustbench_interp.leaderboard import publish, records_store
 from robustbench_interp.records import CellRecord, ScoreRecord
-from robustbench_interp.regression import CellSpec, check_cells, committed_scores, passed
+from robustbench_interp.regression import CellSpec, check_cells, committed_records, passed
 from robustbench_interp.store import Store
 
 (CELL,) = build_grid("tiny", ["resnet"], ["location"], ["gradcam"])
@@ -24,14 +23,14 @@ def record(top1_after: float = 93.0) -> CellRecord:
 
 
 @pytest.fixture
-def committed(tmp_path) -> pd.DataFrame:
-    """A leaderboard written from a store holding CELL with FSR 80 (adaptive) and 30 (lrp_t)."""
+def committed(tmp_path) -> Store:
+    """A leaderboard published from a store holding CELL with FSR 80 (adaptive) and 30 (lrp_t)."""
     store = Store(tmp_path / "store")
     store.put(CELL, record().metrics)
     store.put_score(CELL.cell_id, "gradcam", {"fsr": 80.0, "baseline_fsr": 0.0, "n": 256})
     store.put_score(CELL.cell_id, "lrp_t", {"fsr": 30.0, "baseline_fsr": 0.0, "n": 256})
-    write_leaderboard(store, "tiny", tmp_path / "leaderboard" / "tiny")
-    return committed_scores(tmp_path / "leaderboard", "tiny")
+    publish(store, records_store(tmp_path / "leaderboard" / "tiny"), "tiny")
+    return committed_records(tmp_path / "leaderboard", "tiny")
 
 
 class FakeBench:
@@ -79,4 +78,4 @@ def test_cell_specs_are_model_attack_interpreter():
 def test_rbi_check_without_a_committed_leaderboard_says_how_to_make_one(tmp_path, capsys):
     assert main(["check", "--leaderboard-dir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
-    assert "scores.csv" in err and "rbi run" in err
+    assert "records" in err and "rbi run" in err
