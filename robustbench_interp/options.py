@@ -25,7 +25,8 @@ OPTIONS: list[Option] = [
     ("interpreter", {"action": "append", "default": [], "metavar": "SPEC", "dest": "rbi_interpreter",
                      "help": "interpreter to benchmark: a registered name or 'package.module:attr' "
                              "(repeatable; default: every registered interpreter)"}),
-    ("track", {"default": "tiny", "dest": "rbi_track", "help": "track: tiny (default, CPU) or imagenet"}),
+    ("track", {"default": "tiny", "dest": "rbi_track",
+               "help": "a registered track (default: tiny, the embedded CPU one; `rbi list` shows them)"}),
     ("models", {"default": None, "dest": "rbi_models", "metavar": "M1,M2",
                 "help": "comma-separated base models (default: the track's standard models)"}),
     ("attacks", {"default": None, "dest": "rbi_attacks", "metavar": "A1,A2",

@@ -1,9 +1,10 @@
-"""One generic name -> factory registry, used for interpreters, attacks and models.
+"""One generic name -> factory registry, used for interpreters, attacks and tracks.
 
 A registry fails helpfully: a duplicate name is an error, and an unknown name says which registered
 names are close. Installed packages add entries through an entry-point group, loaded lazily the
 first time the registry is listed or queried, so importing the package has no side effect beyond
-registering the built-ins.
+registering the built-ins. The built-ins of a kind are the modules of its package
+(:func:`import_builtins`), so adding one is adding its file.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
-from collections.abc import Callable, Iterator
+import pkgutil
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from typing import Generic, TypeVar
 
@@ -47,6 +49,16 @@ def import_object(spec: str) -> object:
                 f"(failed at {part!r}) in {spec!r}."
             ) from exc
     return obj
+
+
+def import_builtins(package: str, path: Iterable[str], infrastructure: Iterable[str]) -> list[str]:
+    """Import every module of ``package`` (at ``path``) but its ``infrastructure`` modules and the
+    private ones (``_name``), so that each built-in registers itself; returns their names, sorted."""
+    skip = set(infrastructure)
+    names = sorted(m.name for m in pkgutil.iter_modules(list(path)) if m.name not in skip and not m.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names
 
 
 class Registry(Generic[T]):

@@ -6,8 +6,6 @@ installed packages add attacks through the entry-point group ``robustbench_inter
 write one.
 """
 
-# The built-ins register themselves on import, one per module (the paper's four).
-from robustbench_interp.attacks import active, center_mass, location, topk  # noqa: E402,F401,I001
 from robustbench_interp.attacks.base import Attack, NoParams, PassiveAttack, Preset, TwoClassAttack
 from robustbench_interp.attacks.registry import (
     ATTACKS,
@@ -20,9 +18,15 @@ from robustbench_interp.attacks.registry import (
     safe_name,
     standard_attacks,
 )
+from robustbench_interp.registry import import_builtins
+
+#: The built-in attacks' modules: every module of this package but the machinery (one attack per
+#: module, each registering itself on import; adding a built-in is adding its file).
+BUILTIN_MODULES = import_builtins(__name__, __path__, infrastructure=("base", "registry", "presets", "finetune"))
 
 __all__ = [
     "ATTACKS",
+    "BUILTIN_MODULES",
     "ENTRY_POINT_GROUP",
     "Attack",
     "NoParams",

@@ -35,7 +35,7 @@ from robustbench_interp.interpreters.hyperparams import (
     check_real,
     unknown_params_error,
 )
-from robustbench_interp.registry import Registry, import_object
+from robustbench_interp.registry import Registry, import_builtins, import_object
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -137,12 +137,6 @@ def _construction_error(
     return ConfigError(f"could not build interpreter {spec!r} with params {params}: {exc}")
 
 
-# Built-ins register themselves on import (one method per module).
-from robustbench_interp.interpreters import (  # noqa: E402,F401  (registration side effect)
-    gradcam,
-    gradient_x_input,
-    integrated_gradients,
-    lrp,
-    simplegrad,
-    smoothgrad,
-)
+#: The built-in interpreters' modules: every module of this package but the shared ones (one method per
+#: module, each registering itself on import; adding a built-in is adding its file).
+BUILTIN_MODULES = import_builtins(__name__, __path__, infrastructure=("base", "autograd", "hyperparams"))

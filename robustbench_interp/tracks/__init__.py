@@ -2,58 +2,18 @@
 
 :func:`get_track` turns a name into its :class:`Track` (an unknown name is an error naming the close
 ones, never a fall-back); installed packages add tracks through the entry-point group
-``robustbench_interp.tracks``.
+``robustbench_interp.tracks``. A built-in track is a module of this package that registers its
+:class:`Track` (``@register_track``); adding one is adding its file (with its data and models).
 """
 
 from __future__ import annotations
 
-from robustbench_interp.errors import ConfigError, PluginImportError, UnknownNameError
-from robustbench_interp.registry import Registry
+from robustbench_interp.registry import import_builtins
 from robustbench_interp.tracks.base import ADV_SUFFIX, Schedule, Track
-from robustbench_interp.tracks.imagenet import ImageNetTrack
-from robustbench_interp.tracks.tiny import TinyTrack
+from robustbench_interp.tracks.registry import ENTRY_POINT_GROUP, TRACKS, get_track, list_tracks, register_track
 
-ENTRY_POINT_GROUP = "robustbench_interp.tracks"
-TRACKS: Registry[object] = Registry("track", ENTRY_POINT_GROUP)
+#: The built-in tracks' modules (each registers itself on import).
+BUILTIN_MODULES = import_builtins(__name__, __path__, infrastructure=("base", "registry"))
 
-
-def register_track(track: type[Track] | Track) -> type[Track] | Track:
-    """Register a :class:`Track` subclass (or instance) under its ``name``; usable as a decorator."""
-    instance = track() if isinstance(track, type) else track
-    if not isinstance(instance, Track) or not instance.name:
-        raise ConfigError(f"{track!r} is not a Track subclass with a name")
-    TRACKS.add(instance.name, instance, origin=type(instance).__module__)
-    return track
-
-
-def get_track(name: str | Track) -> Track:
-    """The registered track ``name``; an unknown name is an UnknownNameError naming the close ones."""
-    if isinstance(name, Track):
-        return name
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"a track is a registered name such as 'tiny', got {name!r}")
-    if name not in TRACKS:
-        import difflib
-
-        close = difflib.get_close_matches(name, TRACKS.names(), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        names = ", ".join(repr(n) for n in list_tracks())
-        raise UnknownNameError(f"unknown track {name!r}.{hint} available tracks: {names}.")
-    track = TRACKS.get(name)
-    if isinstance(track, type) and issubclass(track, Track):  # an entry point naming the class
-        track = track()
-    if not isinstance(track, Track):
-        raise PluginImportError(f"track {name!r} is a {type(track).__name__}, not a robustbench_interp Track")
-    return track
-
-
-def list_tracks() -> list[str]:
-    """The registered tracks' names (tiny first)."""
-    return sorted(TRACKS.names(), key=lambda n: (get_track(n).order, n))
-
-
-register_track(TinyTrack)
-register_track(ImageNetTrack)
-
-__all__ = ["ADV_SUFFIX", "ENTRY_POINT_GROUP", "TRACKS", "Schedule", "Track", "get_track", "list_tracks",
-           "register_track"]
+__all__ = ["ADV_SUFFIX", "BUILTIN_MODULES", "ENTRY_POINT_GROUP", "TRACKS", "Schedule", "Track", "get_track",
+           "list_tracks", "register_track"]

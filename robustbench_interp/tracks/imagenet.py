@@ -15,8 +15,10 @@ from torch.utils.data import Dataset
 
 from robustbench_interp.errors import ConfigError
 from robustbench_interp.tracks.base import Schedule, Track
+from robustbench_interp.tracks.registry import register_track
 
 
+@register_track
 class ImageNetTrack(Track):
     name = "imagenet"
     description = "torchvision VGG19 / ResNet50 / DenseNet121, a local ImageNet folder (--data-root)"

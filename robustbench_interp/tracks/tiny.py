@@ -15,8 +15,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from robustbench_interp.tracks.base import Schedule, Track
+from robustbench_interp.tracks.registry import register_track
 
 
+@register_track
 class TinyTrack(Track):
     name = "tiny"
     description = "generated shapes, 64x64, 10 classes; small models trained here (CPU, no download)"
