@@ -27,13 +27,13 @@ def _base_name(model: str) -> tuple[str, bool]:
 
 
 def _lr_lam(track: Track, attack: Attack, model: str, interpreter: str) -> tuple[float, float]:
-    found = attack.presets.get(track.name)
+    found = attack.presets.get(track.name) or track.presets.get(attack.name)
     lr_lam = None if found is None else found.lookup(model, interpreter)
     if lr_lam is None:
         where = f"for model {model!r}; presets exist for {found.models()}" if found else f"on track {track.name!r}"
         raise ConfigError(
             f"attack {attack.name!r} has no preset {where}. Pass lr= and lam= (CLI: --lr, --lam), or add a "
-            f"Preset for {track.name!r} to the attack's presets."
+            f"Preset for {track.name!r} to the attack's presets (or one for {attack.name!r} to the track's)."
         )
     lr, lam = lr_lam
     return track.interpreter_lr.get(interpreter, lr), lam
@@ -61,7 +61,8 @@ def preset(track: str, model: str, attack: str | Attack, interpreter: str, **ove
                           batch_size=schedule.batch_size, cooldown=schedule.cooldown)
     if adv:
         params = replace(params, adv=True, eps=spec.adv_eps, replays=spec.adv_replays)
-    preset_own = found.presets[spec.name].params if spec.name in found.presets else {}
+    own_preset = found.presets.get(spec.name) or spec.presets.get(found.name)
+    preset_own = own_preset.params if own_preset is not None else {}
     try:
         attack_params = found.params_dict({**preset_own, **own})
     except ConfigError as exc:

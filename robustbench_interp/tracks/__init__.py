@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from robustbench_interp.registry import import_builtins
 from robustbench_interp.tracks.base import ADV_SUFFIX, Schedule, Track
-from robustbench_interp.tracks.registry import ENTRY_POINT_GROUP, TRACKS, get_track, list_tracks, register_track
+from robustbench_interp.tracks.registry import (
+           ENTRY_POINT_GROUP,
+           TRACKS,
+           get_track,
+           list_tracks,
+           register_track,
+)
 
 #: The built-in tracks' modules (each registers itself on import).
 BUILTIN_MODULES = import_builtins(__name__, __path__, infrastructure=("base", "registry"))

@@ -3,8 +3,10 @@
 A track declares its datasets and Active composites, its base models and how to load them, its
 classes and input size, the Active class pair, the schedule of a manipulation (steps or epochs,
 batch size, learning-rate cooldown), the per-interpreter learning rates that differ from an
-attack's preset, and the adversarial-training radius of its ``-adv`` models. The attacks' presets
-per track live in the attacks' own files (:class:`~robustbench_interp.attacks.Preset`).
+attack's preset, and the adversarial-training radius of its ``-adv`` models. An attack's preset on
+a track (:class:`~robustbench_interp.attacks.Preset`: lr, lambda, the attack's own parameters)
+lives in the attack's file, or, for a track added after the attack, in the track's ``presets``:
+the attack's own entry wins.
 
 Add a track: subclass :class:`Track` in one file, fill in the class attributes and the three
 methods, and register it (:func:`~robustbench_interp.tracks.register_track`, or an entry point of
@@ -17,10 +19,13 @@ import abc
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
 from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    from robustbench_interp.attacks.base import Preset
 
 ADV_SUFFIX = "-adv"
 
@@ -53,6 +58,8 @@ class Track(abc.ABC):
     active_classes: ClassVar[tuple[int, int]]
     #: The manipulation schedule every attack's preset uses on this track.
     schedule: ClassVar[Schedule] = Schedule()
+    #: Attack name -> its preset on this track, for attacks whose own file has none for it.
+    presets: ClassVar[Mapping[str, Preset]] = {}
     #: Attacking interpreter -> learning rate that replaces the attack's preset on this track.
     interpreter_lr: ClassVar[Mapping[str, float]] = {}
     #: L-inf radius (inputs in [0, 1]) of free adversarial training kept while manipulating ``-adv`` models.
