@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from conftest import timings
 
-from robustbench_interp.attacks.penalties import location_penalty
+from robustbench_interp.attacks.location import location_penalty
 from robustbench_interp.interpreters import get_interpreter
 
 # name, upper bound of the ratio (None: recorded only)

@@ -17,8 +17,8 @@ import argparse
 import tempfile
 
 from robustbench_interp.data import tiny
-from robustbench_interp.runner import Runner
 from robustbench_interp.grid import build_grid
+from robustbench_interp.runner import Runner
 from robustbench_interp.store import Store
 
 
@@ -50,9 +50,9 @@ def main() -> None:
     for text in args.grid:
         for cell in build_grid("tiny", args.models.split(","), args.attacks.split(","), [args.interpreter],
                                overrides=parse_overrides(text)):
-            m = bench.run_cell(cell)["metrics"]
+            m = bench.run_cell(cell).metrics
             a = m["adaptive"]
-            print(f"| {cell.model} | {cell.attack.value} | {cell.interpreter} | {text} | {a['fsr']:.1f} "
+            print(f"| {cell.model} | {cell.attack} | {cell.interpreter} | {text} | {a['fsr']:.1f} "
                   f"({a['baseline_fsr']:.1f}) | {m['accuracy_before']['top1']:.1f} -> "
                   f"{m['accuracy_after']['top1']:.1f} | {unfooled_classes(a)} |", flush=True)
 
