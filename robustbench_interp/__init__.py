@@ -2,6 +2,7 @@
 
 from robustbench_interp.data import get_composites, get_dataset
 from robustbench_interp.errors import (
+    AttackError,
     ConfigError,
     DuplicateNameError,
     InterpreterError,
@@ -24,6 +25,7 @@ from robustbench_interp.models import list_models, list_tracks, load_model
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttackError",
     "ConfigError",
     "DuplicateNameError",
     "Interpreter",

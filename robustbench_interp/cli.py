@@ -130,9 +130,10 @@ def _store_for_reading(path: str) -> Store:
     return Store(root)
 
 
-def _figures(bench, board, track: str, out: Path) -> dict[str, Path]:
+def _figures(bench, board, track: str, out: Path, trusted: Sequence[str] = ()) -> dict[str, Path]:
     """Draw the figures of every cell of the leaderboard ``board`` when the run's store holds all of
-    their weights; otherwise keep the figures as they are, and say so."""
+    their weights; otherwise keep the figures as they are, and say so. Only registered interpreters
+    and attacks and the ``trusted`` specs (of this command line) are built."""
     from robustbench_interp.config import CellConfig
     from robustbench_interp.figures import draw_figures
 
@@ -143,7 +144,7 @@ def _figures(bench, board, track: str, out: Path) -> dict[str, Path]:
               f"{bench.store.root}: the figures are left as they are (rbi run --grid leaderboard redraws them)",
               file=sys.stderr, flush=True)
         return {}
-    return draw_figures(bench, cells, [], out)
+    return draw_figures(bench, cells, trusted, out)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -161,8 +162,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = Store(args.rbi_store)
     bench = Runner(store, device=args.rbi_device, eval_size=args.rbi_eval_size,
                    accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
-                   retry_failed=args.rbi_retry_failed, progress=_progress_printer())
-    todo = sum(not store.has(c.cell_id, retry_failed=args.rbi_retry_failed) for c in cells)
+                   retry_failed=not args.rbi_keep_failed, progress=_progress_printer())
+    todo = sum(not store.has(c.cell_id, retry_failed=not args.rbi_keep_failed) for c in cells)
     print(f"[rbi] track {track}: {len(cells)} cells ({todo} to compute), models {models}, attacks {attacks}, "
           f"attacking interpreters {attackers}; scoring {len(scorers)} interpreters; store {store.root}",
           file=sys.stderr, flush=True)
@@ -174,16 +175,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     publish(store, board, track, {c.cell_id for c in cells})
     write_leaderboard(board, track, out)
     if not args.no_figures:
-        _figures(bench, board, track, out)
-    failed = [r.label for r in records if not r.ok]
+        _figures(bench, board, track, out, trusted=[*scorers, *attacks])
+    failed = [r for r in records if not r.ok]
     ranking = out / "ranking.md"
     if ranking.exists():
         print(ranking.read_text())
     print(f"[rbi] {len(records)} cells ({len(failed)} failed) in {time.perf_counter() - started:.0f} s; "
           f"leaderboard in {out}/", file=sys.stderr)
-    for label in failed:
-        print(f"[rbi] failed: {label} (see the store for the reason)", file=sys.stderr)
-    return 0
+    for record in failed:
+        print(f"[rbi] failed: {record.label}: {record.reason}", file=sys.stderr)
+    if failed:
+        print(f"[rbi] {len(failed)} cells failed (their reasons above; the others are kept); they are retried on the "
+              "next run", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

@@ -42,6 +42,12 @@ class InterpreterError(RBIError):
     dtype, or with NaN / infinite values. The benchmark records the failing cell and carries on."""
 
 
+class AttackError(RBIError):
+    """An attack failed while computing its penalty or its test losses (a plug-in attack's own code
+    raised, or returned something other than a finite scalar penalty). The benchmark records the
+    failing cell and carries on."""
+
+
 class NotDifferentiableError(InterpreterError):
     """A differentiable map was asked of an interpreter that declares itself non-differentiable;
     such an interpreter gets transfer cells only."""

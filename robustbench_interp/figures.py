@@ -38,11 +38,21 @@ def _cell_maps(bench: Runner, cfg: CellConfig) -> tuple[Tensor, Tensor, Tensor, 
     return x[:N_IMAGES], h0, h1, what
 
 
-def draw_figures(bench: Runner, cells: Sequence[CellConfig], scorers: Sequence[str], out_dir: str | Path
+def _untrusted(cfg: CellConfig, trusted: Sequence[str]) -> list[str]:
+    from robustbench_interp.attacks import ATTACKS
+    from robustbench_interp.interpreters import INTERPRETERS
+    from robustbench_interp.registry import untrusted_specs
+
+    return untrusted_specs([cfg.interpreter, cfg.attack], [INTERPRETERS, ATTACKS], trusted)
+
+
+def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[str], out_dir: str | Path
                  ) -> dict[str, Path]:
     """Draw ``fig_<attack>.png`` under ``out_dir`` for the given (ok) cells; returns the written paths.
 
-    ``scorers`` is accepted for symmetry with the tables; only adaptive maps are drawn.
+    The cells may come from stored records, which are data: a cell whose interpreter or attack is
+    neither registered nor among the ``trusted`` specs (those given on this command line) is
+    skipped with a message, and nothing it names is imported. Only adaptive maps are drawn.
     """
     import io
 
@@ -59,6 +69,11 @@ def draw_figures(bench: Runner, cells: Sequence[CellConfig], scorers: Sequence[s
             continue
         rows = []
         for cfg in group:
+            untrusted = _untrusted(cfg, trusted)
+            if untrusted:
+                bench.log(f"figure: skipped {cfg.label}: {', '.join(map(repr, untrusted))} is neither registered nor "
+                          "given on this command line, and a stored record's code is never imported")
+                continue
             try:
                 rows.append((cfg, *_cell_maps(bench, cfg)))
             except Exception as exc:  # a figure never breaks the run; the table has the numbers

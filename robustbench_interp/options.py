@@ -48,8 +48,8 @@ OPTIONS: list[Option] = [
     ("cooldown", {"default": None, "type": float, "dest": "rbi_cooldown",
                   "help": "override the preset cooldown (the final fraction of the steps over which the "
                           "learning rate decays linearly to 0)"}),
-    ("retry-failed", {"action": "store_true", "default": False, "dest": "rbi_retry_failed",
-                      "help": "recompute cells stored as failed"}),
+    ("keep-failed", {"action": "store_true", "default": False, "dest": "rbi_keep_failed",
+                     "help": "do not retry cells stored as failed (default: a failed cell is computed again)"}),
 ]
 
 #: The options of ``pytest suites/`` only (a test outcome, the end of the session).

@@ -115,7 +115,7 @@ class Suite:
                                     eval_size=self.opt("rbi_eval_size"),
                                     accuracy_size=self.opt("rbi_accuracy_size"),
                                     data_root=self.opt("rbi_data_root"),
-                                    retry_failed=self.opt("rbi_retry_failed"))
+                                    retry_failed=not self.opt("rbi_keep_failed"))
         return self._bench
 
     def visible(self):

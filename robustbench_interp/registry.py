@@ -13,6 +13,7 @@ import difflib
 import fnmatch
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from typing import Generic, TypeVar
@@ -25,20 +26,22 @@ T = TypeVar("T")
 def import_object(spec: str) -> object:
     """Import ``"package.module:attr"`` (``attr`` may be dotted) and return the attribute.
 
-    Raises :class:`PluginImportError` saying whether the module or the attribute failed.
+    Raises :class:`PluginImportError` saying whether the spec, the module or the attribute failed;
+    whatever the module raises while it is imported (a ``SyntaxError``, a ``RuntimeError``) becomes
+    that error too, so a broken plug-in fails its own cells and not the run.
     """
-    module_name, sep, attr_path = spec.partition(":")
-    if not sep or not module_name or not attr_path:
-        raise PluginImportError(
-            f"{spec!r} is not of the form 'package.module:attr'; give a registered name or a "
-            "full import path such as 'my_pkg.methods:MyInterpreter'."
-        )
+    check_spec(spec)
+    module_name, _, attr_path = spec.partition(":")
     try:
         obj: object = importlib.import_module(module_name)
     except ImportError as exc:
         raise PluginImportError(
             f"could not import module {module_name!r} of {spec!r}: {exc}. Is the package installed "
             "in this environment (pip install -e <path>) and on sys.path?"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - the plug-in's own code failed while being imported
+        raise PluginImportError(
+            f"importing module {module_name!r} of {spec!r} raised {type(exc).__name__}: {exc}"
         ) from exc
     for part in attr_path.split("."):
         try:
@@ -51,6 +54,20 @@ def import_object(spec: str) -> object:
     return obj
 
 
+_SPEC = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def check_spec(spec: str) -> str:
+    """``spec`` if it is an absolute ``"package.module:attr"`` import path; a :class:`PluginImportError`
+    naming the expected form otherwise (a relative ``".mod:X"``, spaces, an empty part)."""
+    if not isinstance(spec, str) or not _SPEC.match(spec):
+        raise PluginImportError(
+            f"{spec!r} is not of the form 'package.module:attr' (an absolute import path, e.g. "
+            "'my_pkg.methods:MyInterpreter'); give a registered name or such a path."
+        )
+    return spec
+
+
 def import_builtins(package: str, path: Iterable[str], infrastructure: Iterable[str]) -> list[str]:
     """Import every module of ``package`` (at ``path``) but its ``infrastructure`` modules and the
     private ones (``_name``), so that each built-in registers itself; returns their names, sorted."""
@@ -59,6 +76,15 @@ def import_builtins(package: str, path: Iterable[str], infrastructure: Iterable[
     for name in names:
         importlib.import_module(f"{package}.{name}")
     return names
+
+
+def untrusted_specs(specs: Iterable[str], registries: Iterable[Registry], trusted: Iterable[str] = ()) -> list[str]:
+    """The ``specs`` that may not be built from stored data: neither registered (a built-in or an
+    installed plug-in) nor ``trusted`` (given on this command line). A record names code as data;
+    importing a ``module:attr`` it names would run whatever that module runs."""
+    allowed = set(trusted)
+    registries = list(registries)
+    return [s for s in specs if s not in allowed and (":" in s or not any(s in r for r in registries))]
 
 
 class Registry(Generic[T]):

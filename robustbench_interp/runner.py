@@ -27,6 +27,7 @@ from robustbench_interp.attacks import get_attack
 from robustbench_interp.attacks.finetune import manipulate
 from robustbench_interp.config import CellConfig
 from robustbench_interp.errors import (
+    AttackError,
     InterpreterError,
     MissingResourceError,
     NotDifferentiableError,
@@ -48,7 +49,8 @@ Progress = Callable[[str, int, int, dict[str, float]], None]
 class Runner:
     """Computes cells and scores into a :class:`Store`; the inputs come from ``resources`` (built
     from the keyword arguments when not given: see :class:`Resources`). ``aopc_size`` images get
-    AOPC curves (0 turns AOPC off); ``retry_failed`` recomputes cells stored as failed."""
+    AOPC curves (0 turns AOPC off); ``retry_failed`` (default) recomputes cells stored as failed, so a
+    fixed plug-in or a corrected input is computed rather than answered with the old reason."""
 
     def __init__(
         self,
@@ -56,7 +58,7 @@ class Runner:
         resources: Resources | None = None,
         *,
         aopc_size: int = 64,
-        retry_failed: bool = False,
+        retry_failed: bool = True,
         progress: Progress | None = None,
         log: Callable[[str], None] | None = None,
         **resource_options: Any,
@@ -126,8 +128,13 @@ class Runner:
         attack = get_attack(cfg.attack)
         pairs = self.resources.maps_before_after(cfg, interpreter, model)
         labels = None if attack.two_classes else self.resources.eval_sets(cfg)[0][2]
-        return score_maps(attack, tuple(p[1] for p in pairs), tuple(p[0] for p in pairs),
-                          attack.make_params(dict(cfg.attack_params)), labels=labels)
+        try:
+            return score_maps(attack, tuple(p[1] for p in pairs), tuple(p[0] for p in pairs),
+                              attack.make_params(dict(cfg.attack_params)), labels=labels)
+        except RBIError:
+            raise
+        except Exception as exc:  # a plug-in attack's test loss failed: the score fails, not the run
+            raise AttackError(f"the test loss of attack {cfg.attack!r} raised {type(exc).__name__}: {exc}") from exc
 
     def aopc(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
         """AOPC of w0 with its maps and of w* with its own and with w0's maps (passive attacks)."""
@@ -169,7 +176,7 @@ class Runner:
                 "aopc": self.aopc(cfg, interpreter, model),
                 "wall_seconds": time.perf_counter() - started,
             }
-        except (InterpreterError, PluginImportError) as exc:
+        except (InterpreterError, AttackError, PluginImportError) as exc:
             self.log(f"cell {cfg.label} failed: {exc}")
             return self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}")
         record = self.store.put(cfg, metrics, base_fingerprint=res.fingerprint(cfg.track, cfg.model))
@@ -188,7 +195,7 @@ class Runner:
         try:
             interpreter = get_interpreter(spec, **params)
             scores = self.score(cfg, interpreter, self.manipulated(cfg))
-        except (InterpreterError, PluginImportError) as exc:
+        except (InterpreterError, AttackError, PluginImportError) as exc:
             return self.store.put_score_failed(cfg.cell_id, spec, f"{type(exc).__name__}: {exc}",
                                                interpreter_params=params)
         return self.store.put_score(cfg.cell_id, spec, scores, interpreter_params=params)

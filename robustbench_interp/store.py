@@ -13,10 +13,11 @@ process killed mid-write leaves at worst a hidden ``.*.tmp`` file, which is neve
 the previous version of the record, if any, is intact. Files that do not parse as a complete record
 (written by other means, truncated by a full disk) are skipped with a warning, never fatal.
 
-**Resume and failures.** :meth:`Store.has` says whether a cell needs no computation. A cell whose
-computation failed (``put_failed``: e.g. a broken plug-in interpreter) counts as done by default,
-so a failing plug-in is not recomputed on every run; pass ``retry_failed=True`` (the CLI's
-``--retry-failed``) to try failed cells again. An ok record always counts as done.
+**Resume and failures.** :meth:`Store.has` says whether a cell needs no computation: an ok record
+always counts as done; a failed one (``put_failed``: e.g. a broken plug-in interpreter) counts as
+done only with ``retry_failed=False``. The runner retries failed cells by default (a fixed plug-in,
+a corrected path or size, is then computed, never answered with the old reason); the CLI's
+``--keep-failed`` keeps them.
 
 **Transfer scores.** Scoring interpreter J on a manipulated cell writes its own file
 ``scores/<cell_id>/<J>.json``; it never rewrites the cell record nor the other interpreters' scores.

@@ -106,3 +106,26 @@ def test_rbi_leaderboard_refuses_a_missing_or_empty_store_and_keeps_the_tables(c
     assert main(["leaderboard", "--leaderboard-dir", str(tmp_path / "board")]) == 2  # no records at all
     assert "holds no records" in capsys.readouterr().err
     assert list((tmp_path / "board" / "tiny").iterdir()) == []
+
+
+def test_a_crafted_record_runs_nothing_when_figures_are_rebuilt(capsys, tmp_path):
+    """Stored data is data: a record naming 'os:system' with a command as its parameters is skipped."""
+    from robustbench_interp.config import CellConfig
+    from robustbench_interp.grid import build_grid
+    from robustbench_interp.records import CellRecord
+    from robustbench_interp.store import Store
+
+    marker = tmp_path / "pwned"
+    (cfg,) = build_grid("tiny", ["resnet"], ["location"], ["gradcam"])
+    config = {**cfg.to_dict(), "interpreter": "os:system", "interpreter_params": {"command": f"touch {marker}"}}
+    cell_id = CellConfig.from_dict(config).cell_id  # a consistent record: its id is its config's hash
+    store = Store(tmp_path / "crafted")
+    store.write(CellRecord(cell_id=cell_id, status="ok", config=config, label="crafted",
+                           metrics={"top1_drop": 0.0, "accuracy_before": {"top1": 90.0, "top5": 99.0},
+                                    "accuracy_after": {"top1": 90.0, "top5": 99.0}}))
+    store.weights_path(cell_id).write_bytes(b"")
+    code = main(["leaderboard", "--store", str(tmp_path / "crafted"), "--leaderboard-dir", str(tmp_path / "board"),
+                 "--figures"])
+    err = capsys.readouterr().err
+    assert code == 0 and not marker.exists()
+    assert "figure: skipped" in err and "'os:system'" in err

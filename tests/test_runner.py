@@ -252,3 +252,77 @@ def test_sizes_below_one_are_refused_at_the_door_naming_the_option(option):
 
     with pytest.raises(ConfigError, match=f"{option} must be an integer >= 1"):
         Resources(**{option: 0})
+
+
+def test_a_failed_cell_is_retried_by_default_so_a_fixed_plugin_is_computed(bench, temporary_registry):
+    register_interpreter("flaky")(type("FlakyPlugin", (_Broken,), {"mode": "raise"}))
+    (cfg,) = cells(interpreters=("flaky",))
+    assert not bench.run_cell(cfg).ok
+    INTERPRETERS.remove("flaky")
+
+    class Fixed(Interpreter):
+        layer_level = True
+
+        def explain(self, model, x, target, *, layer=None, create_graph=False):
+            return get_interpreter_for_tests("gradcam").explain(model, x, target, layer=layer,
+                                                                create_graph=create_graph)
+
+    register_interpreter("flaky")(Fixed)
+    record = bench.run_cell(cfg)  # the old reason is not replayed: the cell is computed again
+    assert record.ok
+    keeping = make_bench(bench.store.root, bench.resources.base("tiny", "vgg"), retry_failed=False)
+    assert keeping.run_cell(cfg) == bench.store.get(cfg.cell_id)
+
+
+class _RaisingOnBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, t):
+        return t.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("backward bug")
+
+
+class _BrokenBackward(Interpreter):
+    layer_level = True
+
+    def explain(self, model, x, target, *, layer=None, create_graph=False):
+        h = get_interpreter_for_tests("gradcam").explain(model, x, target, layer=layer, create_graph=create_graph)
+        return _RaisingOnBackward.apply(h)
+
+
+def get_interpreter_for_tests(name):
+    from robustbench_interp.interpreters import get_interpreter
+
+    return get_interpreter(name)
+
+
+def test_a_plugin_whose_backward_pass_raises_fails_its_own_cell(bench, temporary_registry):
+    register_interpreter("badgrad")(_BrokenBackward)
+    records = bench.run_grid(cells(interpreters=("badgrad", "gradcam")))
+    assert [r.status for r in records] == ["failed", "ok"]
+    assert "backward pass" in records[0].reason and "backward bug" in records[0].reason
+
+
+@pytest.mark.parametrize("source, reason", [
+    ("raise RuntimeError('import bug')", "RuntimeError: import bug"),
+    ("def broken(:\n    pass", "SyntaxError"),
+])
+def test_a_plugin_module_that_fails_on_import_fails_its_own_cell(bench, tmp_path, monkeypatch, source, reason):
+    (tmp_path / "rbi_badplugin_mod.py").write_text(source + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    records = bench.run_grid(cells(interpreters=("rbi_badplugin_mod:X", "gradcam")))
+    assert [r.status for r in records] == ["failed", "ok"] and reason in records[0].reason
+
+
+def test_a_relative_spec_and_a_raising_constructor_fail_their_own_cells(bench, tmp_path, monkeypatch):
+    (tmp_path / "rbi_ctor_mod.py").write_text(
+        "from robustbench_interp import Interpreter\n"
+        "class X(Interpreter):\n"
+        "    def __init__(self):\n        raise ValueError('no GPU here')\n"
+        "    def explain(self, model, x, target, *, layer=None, create_graph=False):\n        return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    records = bench.run_grid(cells(interpreters=(".evil:X", "rbi_ctor_mod:X", "gradcam")))
+    assert [r.status for r in records] == ["failed", "failed", "ok"]
+    assert "absolute import path" in records[0].reason and "no GPU here" in records[1].reason

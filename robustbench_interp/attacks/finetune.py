@@ -25,7 +25,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from robustbench_interp.attacks.base import Attack
 from robustbench_interp.config import AttackParams
-from robustbench_interp.errors import ConfigError, InterpreterError, NotDifferentiableError
+from robustbench_interp.errors import (
+    AttackError,
+    ConfigError,
+    InterpreterError,
+    NotDifferentiableError,
+    RBIError,
+)
 from robustbench_interp.interpreters.base import Interpreter, capture_output, check_map
 from robustbench_interp.models.adversarial import FreePerturbation
 
@@ -110,7 +116,27 @@ class _Penalty:
         h = tuple(self._maps(model, layer, x, t, graph=True) for t in targets)
         h0 = (tuple(self._maps(self.model0, self.layer0, x, t, graph=False) for t in targets)
               if self.attack.uses_reference else None)
-        return self.attack.penalty_of(h, h0, self.attack_params)
+        try:
+            pen = self.attack.penalty_of(h, h0, self.attack_params)
+        except RBIError:
+            raise
+        except Exception as exc:  # a plug-in attack's own failure becomes the cell's reason
+            raise AttackError(f"the penalty of attack {self.attack.name!r} raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(pen, Tensor) or pen.numel() != 1:
+            raise AttackError(f"the penalty of attack {self.attack.name!r} must be a scalar tensor, got "
+                              f"{type(pen).__name__}{tuple(pen.shape) if isinstance(pen, Tensor) else ''}")
+        return pen.reshape(())
+
+
+def _backward(loss: Tensor, interpreter: Interpreter, attack: Attack) -> None:
+    """``loss.backward()``; a failure there (in a plug-in's autograd function) fails the cell, naming both."""
+    try:
+        loss.backward()
+    except Exception as exc:  # noqa: BLE001 - a plug-in's backward pass failed
+        raise InterpreterError(
+            f"the backward pass through interpreter {interpreter.name!r} and attack {attack.name!r} raised "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def lr_factor(step: int, total: int, cooldown: float) -> float:
@@ -200,7 +226,7 @@ def manipulate(
                     f"penalty {float(pen):.4g}); lower lr={params.lr} or lambda={params.lam}"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            _backward(loss, interpreter, attack)
             optimizer.step()
             if perturbation is not None:
                 perturbation.step()

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from robustbench_interp.attacks.base import Attack, check_attack
-from robustbench_interp.errors import ConfigError
+from robustbench_interp.errors import ConfigError, PluginImportError
 from robustbench_interp.registry import Registry, import_object
 
 ENTRY_POINT_GROUP = "robustbench_interp.attacks"
@@ -49,7 +49,13 @@ def list_attacks(pattern: str | None = None) -> list[str]:
 
 def standard_attacks() -> list[str]:
     """The benchmark's fixed attacks (the paper's four), in table order: what runs by default."""
-    return [name for name in list_attacks() if getattr(ATTACKS.get(name), "standard", False)]
+    def standard(name: str) -> bool:
+        try:
+            return bool(getattr(ATTACKS.get(name), "standard", False))
+        except PluginImportError:  # a broken plug-in is never one of the benchmark's attacks
+            return False
+
+    return [name for name in list_attacks() if standard(name)]
 
 
 def check_attack_names(specs: list[str]) -> list[str]:

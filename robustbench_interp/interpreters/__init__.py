@@ -21,7 +21,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from robustbench_interp.errors import ConfigError, PluginImportError
+from robustbench_interp.errors import ConfigError, PluginImportError, RBIError
 from robustbench_interp.interpreters.autograd import (
     capture_output,
     class_score,
@@ -104,6 +104,10 @@ def get_interpreter(spec: str | Interpreter, **params: Any) -> Interpreter:
         interp = factory(**params)
     except TypeError as exc:
         raise _construction_error(spec, factory, params, exc) from exc
+    except RBIError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the plug-in's own constructor failed: its cells fail
+        raise PluginImportError(f"building interpreter {spec!r} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(interp, Interpreter):
         raise PluginImportError(
             f"{spec!r} built a {type(interp).__name__}; an interpreter must subclass "
