@@ -118,6 +118,27 @@ def run_cells(args: argparse.Namespace, track: str, models: list[str], attacks: 
     return list(grid.cells), list(grid.scorers)
 
 
+def _store_for_writing(path: str) -> Store:
+    """The store at ``path``, created if needed; a path that cannot hold one is an error before any work."""
+    import tempfile
+
+    from robustbench_interp.errors import ConfigError
+    from robustbench_interp.store import Store
+
+    if not path or not path.strip():
+        raise ConfigError("--store is empty; give the folder where results go (default: ./results)")
+    root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"--store {path!r} is a file, not a folder; give a folder for the results")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--store {path!r} cannot hold results: {exc.strerror or exc}; give a writable folder") from None
+    return Store(root)
+
+
 def _store_for_reading(path: str) -> Store:
     """The store at ``path``, which must exist and be a folder (nothing is created)."""
     from robustbench_interp.errors import ConfigError
@@ -159,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_attack_names(attacks)
     cells, scorers = run_cells(args, track, models, attacks)
     attackers = list(dict.fromkeys(c.interpreter for c in cells))
-    store = Store(args.rbi_store)
+    store = _store_for_writing(args.rbi_store)
     bench = Runner(store, device=args.rbi_device, eval_size=args.rbi_eval_size,
                    accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
                    retry_failed=not args.rbi_keep_failed, progress=_progress_printer())
@@ -223,6 +244,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from tabulate import tabulate
 
+    from robustbench_interp.errors import ConfigError
     from robustbench_interp.grid import check_grid
     from robustbench_interp.regression import check_cells, committed_records, passed
     from robustbench_interp.runner import Runner
@@ -230,10 +252,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     track = args.rbi_track
     committed = committed_records(args.leaderboard_dir, track)
-    grid = check_grid(track, split_list(args.cells) or CHECK_CELLS,
-                      split_list(args.score_with) if args.score_with is not None else CHECK_SCORERS,
-                      seed=args.rbi_seed)
-    root = Path(args.rbi_store) if args.rbi_store else Path(tempfile.mkdtemp(prefix="rbi-check-"))
+    cells = CHECK_CELLS if args.cells is None else split_list(args.cells)
+    if not cells:
+        raise ConfigError(f"--cells {args.cells!r} names no cell; give model:attack:interpreter,... or leave it out")
+    scorers = CHECK_SCORERS if args.score_with is None else split_list(args.score_with) or []
+    grid = check_grid(track, cells, scorers, seed=args.rbi_seed)
+    check_interpreter_names([*(c.interpreter for c in grid.cells), *grid.scorers])
+    root = _store_for_writing(args.rbi_store).root if args.rbi_store else Path(tempfile.mkdtemp(prefix="rbi-check-"))
     try:
         bench = Runner(Store(root), device=args.rbi_device, eval_size=args.rbi_eval_size,
                        accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
@@ -300,6 +325,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RBIError as exc:
         print(f"rbi: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        store = getattr(args, "rbi_store", None)
+        kept = f"every cell finished so far is kept in {store!r}; " if store else ""
+        print(f"\nrbi: interrupted; {kept}run the same command again to resume where it stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

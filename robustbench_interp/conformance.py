@@ -32,16 +32,43 @@ class ConformanceError(RBIError, AssertionError):
     """A submitted interpreter does not have a property the benchmark relies on."""
 
 
+class NotCheckable(RBIError):
+    """A check cannot be judged because a more basic one fails (the map is not a finite tensor); the
+    suites skip it with this reason, so the submitter sees the one real failure, not its echoes."""
+
+
+#: The checks that judge the map's form; every other check needs a finite floating tensor to judge.
+_FORM_CHECKS = ("shape_and_dtype", "finite")
+
+
 def _explain(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor, *, model: nn.Module | None = None,
              layer: nn.Module | None = None, create_graph: bool = False) -> Tensor:
     model = lm.model if model is None else model
     layer = lm.target_layer if layer is None else layer
     try:
-        return interp.explain(model, x, y, layer=layer, create_graph=create_graph)
+        h = interp.explain(model, x, y, layer=layer, create_graph=create_graph)
     except InterpreterError:
         raise
     except Exception as exc:
         raise ConformanceError(f"{interp.name!r} raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(h, Tensor):
+        raise ConformanceError(f"{interp.name!r} returned a {type(h).__module__}.{type(h).__name__}; explain() must "
+                               "return a torch.Tensor [B, h, w] (torch.as_tensor(...) converts a numpy array)")
+    return h
+
+
+def prerequisite(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor, check: str) -> None:
+    """Raise :class:`NotCheckable` when ``check`` cannot be judged because the map is not a finite
+    floating tensor (the shape_and_dtype and finite checks say what is wrong)."""
+    if check in _FORM_CHECKS:
+        return
+    try:
+        h = _explain(interp, lm, x, y)
+    except ConformanceError as exc:
+        raise NotCheckable(f"not checkable: {exc}") from None
+    if not h.is_floating_point() or not bool(torch.isfinite(h).all()):
+        raise NotCheckable(f"not checkable: {interp.name!r} returns a map that is not finite floating point "
+                           "(see its shape_and_dtype and finite checks)")
 
 
 def _expected_grid(interp: Interpreter, lm: LoadedModel, x: Tensor) -> tuple[int, int]:

@@ -19,12 +19,23 @@ from typing import Any
 from robustbench_interp.errors import ConfigError, MissingResourceError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Files are created with the mode ``open()`` would give them: 0666 less the process's umask.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def _atomic_target(path: Path) -> Iterator[Any]:
     """Yield a binary file object; on success its content replaces ``path`` atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, _FILE_MODE)  # mkstemp's 0600 would hide results from the group the umask allows
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()

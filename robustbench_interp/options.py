@@ -102,13 +102,17 @@ def overrides(lr: float | None, lam: float | None, steps: int | None, cooldown: 
 
 
 def check_interpreter_names(specs: list[str]) -> None:
-    """Fail at once, naming the close names, on an interpreter name that is not registered (a typo);
-    a registered plug-in that is broken, or a 'module:attr' spec, fails its own cells instead."""
+    """Fail at once, naming the close names, on an interpreter name that is not registered (a typo)
+    or a spec that is not an absolute 'package.module:attr' path; a registered plug-in that is
+    broken, or a spec whose import fails, fails its own cells instead."""
     from robustbench_interp.errors import PluginImportError
     from robustbench_interp.interpreters import INTERPRETERS
+    from robustbench_interp.registry import check_spec
 
     for spec in specs:
-        if ":" not in spec:
+        if ":" in spec:
+            check_spec(spec)
+        else:
             try:
                 INTERPRETERS.get(spec)
             except PluginImportError:

@@ -142,7 +142,13 @@ class Check:
     function: Callable[..., None]
 
     def __call__(self, interp: Any, model: Any, batch: tuple[Any, Any]) -> None:
+        from robustbench_interp.conformance import NotCheckable, prerequisite
+
         x, y = batch
+        try:
+            prerequisite(interp, model, x, y, self.name)
+        except NotCheckable as exc:
+            pytest.skip(str(exc))
         self.function(interp, model, x, y)
 
 

@@ -129,3 +129,33 @@ def test_a_crafted_record_runs_nothing_when_figures_are_rebuilt(capsys, tmp_path
     err = capsys.readouterr().err
     assert code == 0 and not marker.exists()
     assert "figure: skipped" in err and "'os:system'" in err
+
+
+def test_bad_inputs_fail_at_the_door_before_any_work(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        (["run", "--store", ""], "--store is empty"),
+        (["run", "--store", str(tmp_path / "afile")], "is a file"),
+        (["run", "--store", "/proc/rbi-store"], "cannot hold results"),
+        (["run", "--eval-size", "0", "--store", str(tmp_path / "s")], "eval_size must be an integer >= 1"),
+        (["run", "--interpreter", ".evil:X", "--store", str(tmp_path / "s")], "absolute import path"),
+        (["check", "--score-with", "lrp_tt"], "Did you mean 'lrp_t'"),
+        (["check", "--cells", ","], "names no cell"),
+        (["leaderboard", "--track", "../../x"], "unknown track"),
+    ]
+    for argv, message in cases:
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, (argv, err)
+
+
+def test_ctrl_c_says_in_one_line_what_was_kept_and_how_to_resume(capsys, monkeypatch, tmp_path):
+    import robustbench_interp.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_run", interrupted)
+    assert main(["run", "--store", str(tmp_path / "s")]) == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "resume" in err and str(tmp_path / "s") in err and "Traceback" not in err

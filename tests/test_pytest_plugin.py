@@ -237,3 +237,20 @@ def test_an_added_check_runs_as_its_own_test(suite_dir, monkeypatch):
     result = run(suite_dir, "test_conformance.py", "--rbi-interpreter", "gradcam", "-k", "never_holds", "--tb=line")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*'gradcam' never has this property*"])
+
+
+def test_a_nan_map_fails_the_finite_check_once_and_leaves_the_rest_not_checkable(suite_dir):
+    suite_dir.makepyfile(nanmod="""
+import torch
+from robustbench_interp import Interpreter
+
+class NaNMap(Interpreter):
+    differentiable = False
+
+    def explain(self, model, x, target, *, layer=None, create_graph=False):
+        return torch.full(x.shape[:1] + x.shape[2:], float("nan"))
+""")
+    suite_dir.syspathinsert()
+    result = run(suite_dir, "test_conformance.py", "--rbi-interpreter", "nanmod:NaNMap", "-rfs")
+    result.assert_outcomes(failed=1, passed=1, skipped=6)  # shape passes, finite fails, the rest cannot be judged
+    result.stdout.fnmatch_lines(["FAILED *test_conformance[[]nanmod:NaNMap-finite[]]*", "*not checkable*"])

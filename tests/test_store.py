@@ -233,3 +233,15 @@ def test_state_dict_round_trip_and_artifact_paths(tmp_path):
         store.artifact_path(c.cell_id, "../escape")
     with pytest.raises(ConfigError, match="cell id"):
         store.get("../../etc/passwd")
+
+
+def test_store_files_follow_the_umask_like_any_file(tmp_path):
+    import os
+    import stat
+
+    from robustbench_interp.fileio import _FILE_MODE, atomic_write_text
+
+    atomic_write_text(tmp_path / "x.txt", "data")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("data")
+    assert stat.S_IMODE(os.stat(tmp_path / "x.txt").st_mode) == stat.S_IMODE(os.stat(plain).st_mode) == _FILE_MODE

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from robustbench_interp.attacks.base import Attack, check_attack
 from robustbench_interp.errors import ConfigError, PluginImportError
-from robustbench_interp.registry import Registry, import_object
+from robustbench_interp.registry import Registry, check_spec, import_object
 
 ENTRY_POINT_GROUP = "robustbench_interp.attacks"
 ATTACKS: Registry[object] = Registry("attack", ENTRY_POINT_GROUP)
@@ -62,7 +62,9 @@ def check_attack_names(specs: list[str]) -> list[str]:
     """Fail at once on an attack name that is not registered (a typo), naming the close ones; a
     'module:attr' spec is checked when its cells run (a broken plug-in fails its own cells)."""
     for spec in specs:
-        if ":" not in spec and spec not in ATTACKS:
+        if ":" in spec:
+            check_spec(spec)
+        elif spec not in ATTACKS:
             ATTACKS.get(spec)  # raises UnknownNameError with the close names
     return specs
 

@@ -1,6 +1,6 @@
 """The ``imagenet`` track's data, read from a local folder (nothing is downloaded).
 
-Two layouts are understood, under a root given as ``root=`` (CLI ``--imagenet-root``) or by the
+Two layouts are understood, under a root given as ``root=`` (CLI ``--data-root``) or by the
 environment variable ``RBI_IMAGENET_ROOT``:
 
 - torchvision's ``ImageNet`` layout: ``<root>/meta.bin`` and ``<root>/{train,val}/<wnid>/*.JPEG``
@@ -51,14 +51,14 @@ def resolve_root(root: str | os.PathLike | None) -> Path:
         if not root:
             raise MissingResourceError(
                 "the imagenet track needs a local copy of ImageNet; pass root=<folder> "
-                f"(CLI: --imagenet-root <folder>) or set the environment variable {ENV_ROOT}. The folder "
+                f"(CLI: --data-root <folder>) or set the environment variable {ENV_ROOT}. The folder "
                 "holds val/<wnid>/*.JPEG (and meta.bin), or one sub-folder of images per class."
             )
     path = Path(root).expanduser()
     if not path.is_dir():
         raise MissingResourceError(
             f"ImageNet folder {str(path)!r} does not exist; pass an existing folder as root= / "
-            f"--imagenet-root or set {ENV_ROOT}."
+            f"--data-root or set {ENV_ROOT}."
         )
     return path
 
