@@ -149,12 +149,14 @@ def submission_grid(track: str, models: Sequence[str], attacks: Sequence[str], s
 
 
 def parse_cell(text: str) -> tuple[str, str, str]:
-    """``"model:attack:interpreter"`` as its three parts (a cell of the regression check)."""
+    """``"model:attack:interpreter"`` (or ``"model/attack/interpreter"``, whose parts may be
+    ``module:attr`` specs) as its three parts: a cell of the regression check."""
     from robustbench_interp.errors import ConfigError
 
-    parts = text.split(":")
+    parts = text.split("/") if "/" in text else text.split(":")
     if len(parts) != 3 or not all(parts):
-        raise ConfigError(f"a cell to check is model:attack:interpreter (e.g. resnet:location:gradcam), got {text!r}")
+        raise ConfigError(f"a cell to check is model:attack:interpreter (e.g. resnet:location:gradcam), or "
+                          f"model/attack/interpreter when a part is a 'module:attr' spec; got {text!r}")
     return parts[0], parts[1], parts[2]
 
 

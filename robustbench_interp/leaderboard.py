@@ -292,22 +292,34 @@ def _summary(record: ScoreRecord) -> ScoreRecord:
     return ScoreRecord(**{**record.to_dict(), "metrics": metrics})
 
 
+def _chosen(records: list[CellRecord], cell_ids: set[str] | None) -> dict[tuple[Any, ...], CellRecord]:
+    """One record per grid place: among several (other hyper-parameters of the same place), those
+    of ``cell_ids`` first, then the newest (then the larger id, so the choice never depends on order)."""
+    chosen: dict[tuple[Any, ...], CellRecord] = {}
+    for record in records:
+        slot, held = _slot(record), chosen.get(_slot(record))
+        key = (cell_ids is None or record.cell_id in cell_ids, record.created, record.cell_id)
+        if held is None or key > (cell_ids is None or held.cell_id in cell_ids, held.created, held.cell_id):
+            chosen[slot] = record
+    return chosen
+
+
 def publish(source: Store, board: Store, track: str, cell_ids: set[str] | None = None) -> int:
-    """Copy the ok cells of ``track`` in ``source`` (those in ``cell_ids`` when given) and their ok
-    scores into the leaderboard's records ``board``; a record of ``board`` in the same grid place
-    with another id is removed with its scores. Returns the number of cells published."""
-    held = {_slot(r): r.cell_id for r in board.records(track=track)}
-    count = 0
-    for record in source.records(track=track, status="ok"):
-        if cell_ids is not None and record.cell_id not in cell_ids:
-            continue
-        old = held.get(_slot(record))
-        if old is not None and old != record.cell_id:
-            board.drop_scores(old)
-            board.cell_path(old).unlink(missing_ok=True)
+    """Copy the ok cells of ``track`` of the current version in ``source`` (those in ``cell_ids``
+    when given; one per grid place) and their ok scores into the leaderboard's records ``board``;
+    every record of ``board`` in the same grid place with another id is removed with its scores.
+    Returns the number of cells published."""
+    records = [r for r in source.records(track=track, status="ok", version=BENCHMARK_VERSION)
+               if cell_ids is None or r.cell_id in cell_ids]
+    chosen = _chosen(records, cell_ids)
+    for old in board.records(track=track):
+        new = chosen.get(_slot(old))
+        if new is not None and new.cell_id != old.cell_id:
+            board.drop_scores(old.cell_id)
+            board.cell_path(old.cell_id).unlink(missing_ok=True)
+    for record in chosen.values():
         board.write(record)
         for score in source.scores(record.cell_id):
             if score.ok:
                 board.write(_summary(score))
-        count += 1
-    return count
+    return len(chosen)

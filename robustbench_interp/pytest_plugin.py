@@ -37,9 +37,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """An unknown ``--rbi-attacks`` name is a usage error at once (not a run that selects nothing)."""
-    from robustbench_interp.errors import UnknownNameError
+    """An unknown ``--rbi-track`` or ``--rbi-attacks`` name is a usage error at once (not a run that
+    selects nothing, nor a traceback while collecting)."""
+    from robustbench_interp.errors import PluginImportError, UnknownNameError
+    from robustbench_interp.tracks import get_track
 
+    try:
+        get_track(config.getoption("rbi_track", "tiny"))
+    except (UnknownNameError, PluginImportError) as exc:
+        raise pytest.UsageError(f"--{PLUGIN_PREFIX}track: {exc}") from None
     value = config.getoption("rbi_attacks", None)
     if value is not None:
         try:
@@ -82,15 +88,15 @@ class Suite:
     def attacks(self) -> list[str]:
         return selected_attacks(self.opt("rbi_attacks"))
 
-    def cells(self, interpreters: list[str]) -> list[tuple[str, Any]]:
-        """``(attack, cell)`` for every selected attack x model x interpreter, attack by attack."""
-        from robustbench_interp.grid import build_grid
+    def grids(self) -> tuple[Any, Any]:
+        """The submission's grids (:func:`robustbench_interp.grid.submission_grid`): its adaptive cells,
+        and the cells manipulated through the built-in attackers that it is scored on."""
+        from robustbench_interp.grid import submission_grid
 
-        kw = {"seed": self.opt("rbi_seed"),
-              "overrides": overrides(self.opt("rbi_lr"), self.opt("rbi_lam"), self.opt("rbi_steps"),
-                                     self.opt("rbi_cooldown"))}
-        return [(attack, cell) for attack in self.attacks()
-                for cell in build_grid(self.track, self.models(), [attack], interpreters, **kw)]
+        return submission_grid(self.track, self.models(), self.attacks(), self.interpreters(),
+                               seed=self.opt("rbi_seed"),
+                               overrides=overrides(self.opt("rbi_lr"), self.opt("rbi_lam"), self.opt("rbi_steps"),
+                                                   self.opt("rbi_cooldown")))
 
     def interpreter(self, spec: str, params: Any = ()) -> Any:
         """The interpreter ``spec`` built with ``params`` (a mapping or ``(key, value)`` pairs)."""
@@ -173,16 +179,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         checks = _checks()
         metafunc.parametrize("rbi_check", checks, ids=[c.name for c in checks])
     if "rbi_cell" in names:
-        cells = suite.cells(suite.interpreters())
-        metafunc.parametrize("rbi_cell", [c for _, c in cells],
-                             ids=[f"{a}-{c.track}-{c.model}-{c.interpreter}" for a, c in cells])
+        cells = suite.grids()[0].cells
+        metafunc.parametrize("rbi_cell", cells, ids=[f"{c.attack}-{c.track}-{c.model}-{c.interpreter}" for c in cells])
     if "rbi_transfer" in names:
-        from robustbench_interp.grid import SUBMISSION_TRANSFER_ATTACKERS
-
-        pairs = [(attack, cell, spec) for attack, cell in suite.cells(list(SUBMISSION_TRANSFER_ATTACKERS))
-                 for spec in suite.interpreters() if spec != cell.interpreter]
-        metafunc.parametrize("rbi_transfer", [(c, s) for _, c, s in pairs],
-                             ids=[f"{a}-{c.track}-{c.model}-{c.interpreter}-to-{s}" for a, c, s in pairs])
+        transfer = suite.grids()[1]
+        pairs = [(cell, spec) for cell in transfer.cells for spec in transfer.scorers if spec != cell.interpreter]
+        metafunc.parametrize("rbi_transfer", pairs,
+                             ids=[f"{c.attack}-{c.track}-{c.model}-{c.interpreter}-to-{s}" for c, s in pairs])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -54,7 +54,10 @@ class _Record(Mapping):
         missing = [k for k in cls._required if k not in data]
         if missing:
             raise ConfigError(f"not a complete {cls.__name__}: missing {missing}")
-        return cls(**{k: v for k, v in data.items() if k in names})
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"not a {cls.__name__}: unknown field(s) {unknown}; known: {sorted(names)}")
+        return cls(**data)
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._names():

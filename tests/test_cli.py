@@ -120,7 +120,7 @@ def test_a_crafted_record_runs_nothing_when_figures_are_rebuilt(capsys, tmp_path
     config = {**cfg.to_dict(), "interpreter": "os:system", "interpreter_params": {"command": f"touch {marker}"}}
     cell_id = CellConfig.from_dict(config).cell_id  # a consistent record: its id is its config's hash
     store = Store(tmp_path / "crafted")
-    store.write(CellRecord(cell_id=cell_id, status="ok", config=config, label="crafted",
+    store.write(CellRecord(cell_id=cell_id, status="ok", config=config, label="crafted", version=cfg.version,
                            metrics={"top1_drop": 0.0, "accuracy_before": {"top1": 90.0, "top5": 99.0},
                                     "accuracy_after": {"top1": 90.0, "top5": 99.0}}))
     store.weights_path(cell_id).write_bytes(b"")

@@ -12,15 +12,15 @@ import json
 import pytest
 import torch
 
+from robustbench_interp.attacks import ATTACKS, get_attack, list_attacks, standard_attacks
+from robustbench_interp.cli import main
+from robustbench_interp.errors import ConfigError
+from robustbench_interp.models import cache, load_model
+from robustbench_interp.models.zoo import DEFAULT_TRAIN_CONFIGS
+
 rbi_corner = pytest.importorskip(
     "rbi_corner", reason="the example attack is not installed; run `pip install -e examples/rbi_corner`"
 )
-
-from robustbench_interp.attacks import ATTACKS, get_attack, list_attacks, standard_attacks  # noqa: E402
-from robustbench_interp.cli import main  # noqa: E402
-from robustbench_interp.errors import ConfigError  # noqa: E402
-from robustbench_interp.models import cache, load_model  # noqa: E402
-from robustbench_interp.models.zoo import DEFAULT_TRAIN_CONFIGS  # noqa: E402
 
 
 def test_registered_through_the_entry_point_and_run_only_when_named():

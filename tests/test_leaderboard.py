@@ -189,3 +189,23 @@ def test_a_published_cell_scored_by_fewer_interpreters_keeps_the_boards_other_sc
     assert (df.loc["gradcam", "fsr"], df.loc["lrp_t", "fsr"]) == (70.0, 30.0)
     assert set(df["top1_drop"]) == {2.0}  # the cell's accuracy is the published record's
     assert "test_losses" not in board.get_score(cfg.cell_id, "gradcam").metrics  # per-image lists stay behind
+
+
+def test_several_records_of_one_grid_place_publish_as_one_and_other_versions_not_at_all(tmp_path):
+    import json
+
+    source = preset_store(tmp_path / "src", 80.0)  # the preset cell of resnet/location/gradcam, made long ago
+    (preset_cell,) = source.records()
+    path = source.cell_path(preset_cell.cell_id)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "created": "2000-01-01T00:00:00+00:00"}))
+    (other,) = build_grid("tiny", ["resnet"], ["location"], ["gradcam"], overrides={"lr": 5e-4})
+    source.put(other, {"accuracy_before": {"top1": 96.0, "top5": 99.5},
+                       "accuracy_after": {"top1": 95.0, "top5": 99.0}, "top1_drop": 1.0, "top5_drop": 0.5})
+    old = source.cell_path(other.cell_id).with_name("0123456789abcdef.json")  # a record of another version
+    old.write_text(json.dumps({**json.loads(source.cell_path(other.cell_id).read_text()),
+                               "cell_id": "0123456789abcdef", "version": "1"}))
+    board = records_store(tmp_path / "board")
+    for _ in range(2):
+        assert publish(source, board, "tiny") == 1
+        assert len(list(board.records())) == 1  # one per place, whatever was published before
+    assert [r.cell_id for r in board.records()] == [other.cell_id]  # the newest of the place

@@ -254,3 +254,9 @@ class NaNMap(Interpreter):
     result = run(suite_dir, "test_conformance.py", "--rbi-interpreter", "nanmod:NaNMap", "-rfs")
     result.assert_outcomes(failed=1, passed=1, skipped=6)  # shape passes, finite fails, the rest cannot be judged
     result.stdout.fnmatch_lines(["FAILED *test_conformance[[]nanmod:NaNMap-finite[]]*", "*not checkable*"])
+
+
+def test_an_unknown_track_is_a_usage_error_not_a_traceback(suite_dir):
+    result = run(suite_dir, "--collect-only", "-q", "--rbi-track", "tinyy")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--rbi-track: unknown track 'tinyy'. Did you mean 'tiny'?*"])

@@ -47,3 +47,8 @@ def test_the_store_skips_a_record_that_breaks_the_schema_with_a_warning(tmp_path
         assert store.get(CELL.cell_id) is None
     with pytest.warns(StoreWarning):
         assert list(store.records()) == []
+
+
+def test_a_record_with_an_unknown_field_is_refused():
+    with pytest.raises(ConfigError, match="unknown field.*metrcs"):
+        CellRecord.from_dict({"cell_id": "ab", "status": "ok", "config": {}, "metrcs": {}})

@@ -79,3 +79,10 @@ def test_rbi_check_without_a_committed_leaderboard_says_how_to_make_one(tmp_path
     assert main(["check", "--leaderboard-dir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "records" in err and "rbi run" in err
+
+
+def test_a_check_cell_may_name_a_plugin_attack_by_its_path():
+    from robustbench_interp.grid import parse_cell
+
+    assert parse_cell("resnet/rbi_corner:Corner/gradcam") == ("resnet", "rbi_corner:Corner", "gradcam")
+    assert parse_cell("resnet:topk:gradcam") == ("resnet", "topk", "gradcam")

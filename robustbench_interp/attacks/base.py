@@ -221,6 +221,8 @@ def check_attack(attack: object, spec: str) -> Attack:
             f"{spec!r} is a {type(attack).__name__}; an attack must be a subclass (or an instance) of "
             "robustbench_interp.attacks.PassiveAttack or TwoClassAttack"
         )
+    if not isinstance(attack.name, str) or not attack.name:
+        raise PluginImportError(f"attack {spec!r} has no name; set the class attribute name = '...'")
     interval = getattr(attack, "success_interval", None)
     if not (isinstance(interval, tuple) and len(interval) == 2 and interval[0] <= interval[1]):
         raise PluginImportError(f"attack {spec!r} must declare success_interval = (lo, hi), got {interval!r}")

@@ -36,10 +36,7 @@ def get_attack(spec: str | Attack) -> Attack:
     if not isinstance(spec, str) or not spec:
         raise ConfigError(f"an attack is a registered name or 'module:attr', got {spec!r}")
     found = import_object(spec) if ":" in spec else ATTACKS.get(spec)
-    attack = check_attack(found, spec)
-    if not attack.name:
-        type(attack).name = spec  # an entry point or spec without a name of its own
-    return attack
+    return check_attack(found, spec)
 
 
 def list_attacks(pattern: str | None = None) -> list[str]:
@@ -59,8 +56,10 @@ def standard_attacks() -> list[str]:
 
 
 def check_attack_names(specs: list[str]) -> list[str]:
-    """Fail at once on an attack name that is not registered (a typo), naming the close ones; a
-    'module:attr' spec is checked when its cells run (a broken plug-in fails its own cells)."""
+    """Fail at once on an attack name that is not registered (a typo), naming the close ones, or on a
+    spec that is not an absolute 'module:attr' path. (A spec is imported when its grid is built: its
+    presets and shape decide its cells, so an attack plug-in that cannot be imported stops the
+    grid before any work, with the reason.)"""
     for spec in specs:
         if ":" in spec:
             check_spec(spec)

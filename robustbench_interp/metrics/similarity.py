@@ -3,7 +3,7 @@ AAAI 2019): Spearman's rank correlation and top-k intersection, per image.
 
 Both functions compare the values they are given position by position over the flattened grid; the
 benchmark passes the raw maps of ``w*`` and ``w0`` for the similarity columns of SPEC section 4, and
-the normalised maps inside the Active test loss (:mod:`robustbench_interp.metrics.test_losses`).
+the normalised maps inside the Active test loss (:mod:`robustbench_interp.attacks.active`).
 """
 
 from __future__ import annotations

@@ -42,5 +42,12 @@ def get_track(name: str | Track) -> Track:
 
 
 def list_tracks() -> list[str]:
-    """The registered tracks' names (tiny first)."""
-    return sorted(TRACKS.names(), key=lambda n: (get_track(n).order, n))
+    """The registered tracks' names (tiny first; a broken plug-in's last)."""
+
+    def order(name: str) -> tuple[int, str]:
+        try:
+            return get_track(name).order, name
+        except PluginImportError:
+            return 1_000_000, name
+
+    return sorted(TRACKS.names(), key=order)
