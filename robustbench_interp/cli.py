@@ -171,7 +171,6 @@ def _figures(bench, board, track: str, out: Path, trusted: Sequence[str] = ()) -
 def cmd_run(args: argparse.Namespace) -> int:
     from robustbench_interp.leaderboard import publish, records_store, write_leaderboard
     from robustbench_interp.runner import Runner
-    from robustbench_interp.store import Store
 
     started = time.perf_counter()
     track = args.rbi_track

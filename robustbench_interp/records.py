@@ -79,6 +79,9 @@ class CellRecord(_Record):
     """One manipulation cell: ``config`` is :meth:`CellConfig.to_dict`; ``metrics`` numbers only
     (accuracy before and after, the top-1 drop, the adaptive score's summary, AOPC, timings);
     ``reason`` says why a failed cell failed; ``base_fingerprint`` hashes the base weights used;
+    ``inputs`` is everything else its result depends on that its config does not say (the code
+    version of a plug-in interpreter or attack, the evaluation sizes): a stored cell is reused only
+    when they are today's;
     ``provenance`` says where a record not written by the runner came from (None when it was)."""
 
     cell_id: str
@@ -91,12 +94,13 @@ class CellRecord(_Record):
     created: str = ""
     version: str = ""
     provenance: str | None = None
+    inputs: dict[str, Any] | None = None
 
     _required: ClassVar[tuple[str, ...]] = ("cell_id", "status", "config")
     _types: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "cell_id": str, "status": str, "config": dict, "label": str, "reason": (str, type(None)),
         "metrics": dict, "base_fingerprint": (str, type(None)), "created": str, "version": str,
-        "provenance": (str, type(None)),
+        "provenance": (str, type(None)), "inputs": (dict, type(None)),
     }
 
     __hash__ = None  # type: ignore[assignment]  (holds dicts)
@@ -116,12 +120,13 @@ class ScoreRecord(_Record):
     created: str = ""
     version: str = ""
     provenance: str | None = None
+    inputs: dict[str, Any] | None = None
 
     _required: ClassVar[tuple[str, ...]] = ("cell_id", "interpreter", "status")
     _types: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "cell_id": str, "interpreter": str, "status": str, "interpreter_params": dict,
         "reason": (str, type(None)), "metrics": dict, "created": str, "version": str,
-        "provenance": (str, type(None)),
+        "provenance": (str, type(None)), "inputs": (dict, type(None)),
     }
 
     __hash__ = None  # type: ignore[assignment]

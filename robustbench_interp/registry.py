@@ -78,6 +78,30 @@ def import_builtins(package: str, path: Iterable[str], infrastructure: Iterable[
     return names
 
 
+def code_version(obj: object) -> str:
+    """The version of the code behind ``obj`` (a class, function or instance): ``"builtin"`` for this
+    package's own code (its changes are :data:`~robustbench_interp.config.BENCHMARK_VERSION`'s), else
+    a hash of the source of the top-level package or module it comes from, so an edited plug-in,
+    installed or not, is a different plug-in."""
+    import hashlib
+    import inspect
+    import sys
+    from pathlib import Path
+
+    module = inspect.getmodule(obj if isinstance(obj, type) or callable(obj) else type(obj))
+    name = getattr(module, "__name__", "")
+    if name == "robustbench_interp" or name.startswith("robustbench_interp."):
+        return "builtin"
+    top = sys.modules.get(name.split(".")[0]) if name else None
+    roots = [Path(p) for p in getattr(top, "__path__", [])] or [Path(getattr(top or module, "__file__", "") or ".")]
+    files = sorted(f for root in roots for f in ([root] if root.is_file() else root.rglob("*.py")))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return f"sha256:{digest.hexdigest()[:16]}" if files else "unknown"
+
+
 def untrusted_specs(specs: Iterable[str], registries: Iterable[Registry], trusted: Iterable[str] = ()) -> list[str]:
     """The ``specs`` that may not be built from stored data: neither registered (a built-in or an
     installed plug-in) nor ``trusted`` (given on this command line). A record names code as data;

@@ -23,7 +23,7 @@ from typing import Any
 
 from torch import nn
 
-from robustbench_interp.attacks import get_attack
+from robustbench_interp.attacks import ATTACKS, get_attack
 from robustbench_interp.attacks.finetune import manipulate
 from robustbench_interp.config import CellConfig
 from robustbench_interp.errors import (
@@ -34,11 +34,12 @@ from robustbench_interp.errors import (
     PluginImportError,
     RBIError,
 )
-from robustbench_interp.interpreters import get_interpreter
+from robustbench_interp.interpreters import INTERPRETERS, get_interpreter
 from robustbench_interp.interpreters.base import Interpreter
 from robustbench_interp.metrics.aopc import aopc_before_after
 from robustbench_interp.metrics.scoring import score_maps
 from robustbench_interp.records import CellRecord, ScoreRecord
+from robustbench_interp.registry import code_version, import_object
 from robustbench_interp.resources import Resources
 from robustbench_interp.store import Store, atomic_save_state_dict, load_state_dict_safe
 
@@ -69,22 +70,55 @@ class Runner:
         self.retry_failed = retry_failed
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self._codes: dict[str, str] = {}
 
     # ---- what the store holds
 
+    def _code(self, spec: str, registry: Any) -> str:
+        """The code version of an interpreter or attack spec (cached; "unimportable" for a broken one)."""
+        if spec not in self._codes:
+            try:
+                found = import_object(spec) if ":" in spec else registry.get(spec)
+                self._codes[spec] = code_version(found)
+            except RBIError:
+                self._codes[spec] = "unimportable"
+        return self._codes[spec]
+
+    def cell_inputs(self, cfg: CellConfig) -> dict[str, Any]:
+        """What a cell's result depends on besides its config: the code of a plug-in interpreter or
+        attack, and the evaluation sizes. A stored cell whose inputs differ is recomputed."""
+        res = self.resources
+        return {"interpreter_code": self._code(cfg.interpreter, INTERPRETERS), "attack_code": self._code(cfg.attack, ATTACKS),
+                "eval_size": res.eval_size, "accuracy_size": res.accuracy_size, "aopc_size": self.aopc_size}
+
+    def score_inputs(self, cfg: CellConfig, spec: str) -> dict[str, Any]:
+        """What one interpreter's score on a manipulated model depends on besides the cell's id."""
+        return {"interpreter_code": self._code(spec, INTERPRETERS), "attack_code": self._code(cfg.attack, ATTACKS),
+                "eval_size": self.resources.eval_size, "base": self.resources.fingerprint(cfg.track, cfg.model)}
+
     def is_done(self, cfg: CellConfig) -> bool:
-        """Whether the store's record of ``cfg`` can be reused: ok (or failed, unless retrying) and
-        computed from the same base weights; a stale record's scores are dropped."""
-        if not self.store.has(cfg.cell_id, retry_failed=self.retry_failed):
-            return False
+        """Whether the store's record of ``cfg`` can be reused: ok (or failed, when failed cells are
+        kept), computed from the same base weights and the same inputs (:meth:`cell_inputs`); a stale
+        record's scores are dropped, and it is recomputed, saying what changed."""
         record = self.store.get(cfg.cell_id)
-        if record is None or not record.ok:
-            return True
-        if record.base_fingerprint == self.resources.fingerprint(cfg.track, cfg.model):
-            return True
-        self.log(f"cell {cfg.label}: the base model's weights changed since it was computed; recomputing")
+        if record is None:
+            return False
+        changed = sorted(k for k, v in self.cell_inputs(cfg).items() if (record.inputs or {}).get(k, "unknown") != v)
+        if record.ok and record.base_fingerprint != self.resources.fingerprint(cfg.track, cfg.model):
+            changed.insert(0, "the base model's weights")
+        if not changed:
+            return record.ok or not self.retry_failed
+        self.log(f"cell {cfg.label}: {', '.join(changed)} changed since it was computed; recomputing")
         self.store.drop_scores(cfg.cell_id)
         return False
+
+    def _score_is_current(self, cfg: CellConfig, spec: str, params: dict[str, Any]) -> ScoreRecord | None:
+        """The stored score of ``spec`` on ``cfg`` when it can be reused (same inputs; failed ones only
+        when failed cells are kept)."""
+        stored = self.store.get_score(cfg.cell_id, spec, params)
+        if stored is None or stored.inputs != self.score_inputs(cfg, spec):
+            return None
+        return stored if stored.ok or not self.retry_failed else None
 
     def manipulated(self, cfg: CellConfig) -> nn.Module:
         """The manipulated model of a computed cell, from the store's weights."""
@@ -178,9 +212,11 @@ class Runner:
             }
         except (InterpreterError, AttackError, PluginImportError) as exc:
             self.log(f"cell {cfg.label} failed: {exc}")
-            return self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}")
-        record = self.store.put(cfg, metrics, base_fingerprint=res.fingerprint(cfg.track, cfg.model))
-        self.store.put_score(cfg.cell_id, cfg.interpreter, adaptive, interpreter_params=cfg.interpreter_params)
+            return self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}", inputs=self.cell_inputs(cfg))
+        record = self.store.put(cfg, metrics, base_fingerprint=res.fingerprint(cfg.track, cfg.model),
+                                inputs=self.cell_inputs(cfg))
+        self.store.put_score(cfg.cell_id, cfg.interpreter, adaptive, interpreter_params=cfg.interpreter_params,
+                             inputs=self.score_inputs(cfg, cfg.interpreter))
         return record
 
     def score_cell(self, cfg: CellConfig, spec: str, params: dict[str, Any] | None = None) -> ScoreRecord | None:
@@ -190,15 +226,17 @@ class Runner:
         record = self.store.get(cfg.cell_id)
         if record is None or not record.ok:
             return None
-        if self.store.has_score(cfg.cell_id, spec, params, retry_failed=self.retry_failed):
-            return self.store.get_score(cfg.cell_id, spec, params)
+        current = self._score_is_current(cfg, spec, params)
+        if current is not None:
+            return current
+        inputs = self.score_inputs(cfg, spec)
         try:
             interpreter = get_interpreter(spec, **params)
             scores = self.score(cfg, interpreter, self.manipulated(cfg))
         except (InterpreterError, AttackError, PluginImportError) as exc:
             return self.store.put_score_failed(cfg.cell_id, spec, f"{type(exc).__name__}: {exc}",
-                                               interpreter_params=params)
-        return self.store.put_score(cfg.cell_id, spec, scores, interpreter_params=params)
+                                               interpreter_params=params, inputs=inputs)
+        return self.store.put_score(cfg.cell_id, spec, scores, interpreter_params=params, inputs=inputs)
 
     def run_grid(
         self, cells: Sequence[CellConfig], *, score_with: Iterable[str] = (), keep_going: bool = True
@@ -216,7 +254,7 @@ class Runner:
                 if not keep_going:
                     raise
                 self.log(f"cell {cfg.label} failed: {type(exc).__name__}: {exc}")
-                record = self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}")
+                record = self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}", inputs=self.cell_inputs(cfg))
             records.append(record)
             for spec in scorers:
                 self.score_cell(cfg, spec)

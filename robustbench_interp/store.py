@@ -174,25 +174,25 @@ class Store:
         status = self.status(cell_id)
         return status == STATUS_OK or (status == STATUS_FAILED and not retry_failed)
 
-    def put(self, config: CellConfig, metrics: Mapping[str, Any], *, base_fingerprint: str | None = None
-            ) -> CellRecord:
+    def put(self, config: CellConfig, metrics: Mapping[str, Any], *, base_fingerprint: str | None = None,
+            inputs: Mapping[str, Any] | None = None) -> CellRecord:
         """Record a completed cell with its ``metrics`` (numbers, lists, dicts of numbers) and the
         fingerprint of the base model's weights it was computed from."""
-        return self._put(config, STATUS_OK, None, plain(dict(metrics)), base_fingerprint)
+        return self._put(config, STATUS_OK, None, plain(dict(metrics)), base_fingerprint, inputs)
 
-    def put_failed(self, config: CellConfig, reason: str) -> CellRecord:
+    def put_failed(self, config: CellConfig, reason: str, *, inputs: Mapping[str, Any] | None = None) -> CellRecord:
         """Record a cell whose computation failed, with the ``reason`` (e.g. the exception text)."""
-        return self._put(config, STATUS_FAILED, str(reason), {})
+        return self._put(config, STATUS_FAILED, str(reason), {}, None, inputs)
 
     def _put(
         self, config: CellConfig, status: str, reason: str | None, metrics: dict[str, Any],
-        base_fingerprint: str | None = None,
+        base_fingerprint: str | None = None, inputs: Mapping[str, Any] | None = None,
     ) -> CellRecord:
         if not isinstance(config, CellConfig):
             raise ConfigError(f"the store records CellConfig objects, got {type(config).__name__}")
         record = CellRecord(cell_id=config.cell_id, label=config.label, config=config.to_dict(), status=status,
                             reason=reason, metrics=metrics, base_fingerprint=base_fingerprint, created=_now(),
-                            version=config.version)
+                            version=config.version, inputs=None if inputs is None else dict(inputs))
         self.write(record)
         return record
 
@@ -260,23 +260,25 @@ class Store:
         return status == STATUS_OK or (status == STATUS_FAILED and not retry_failed)
 
     def put_score(self, cell_id: str, interpreter: str, metrics: Mapping[str, Any], *,
-                  interpreter_params: Any = ()) -> ScoreRecord:
+                  interpreter_params: Any = (), inputs: Mapping[str, Any] | None = None) -> ScoreRecord:
         """Record the scores of ``interpreter`` on cell ``cell_id``; touches no other file."""
         metrics = plain(dict(metrics))
-        return self._put_score(cell_id, interpreter, interpreter_params, STATUS_OK, None, metrics)
+        return self._put_score(cell_id, interpreter, interpreter_params, STATUS_OK, None, metrics, inputs)
 
     def put_score_failed(self, cell_id: str, interpreter: str, reason: str, *,
-                         interpreter_params: Any = ()) -> ScoreRecord:
+                         interpreter_params: Any = (), inputs: Mapping[str, Any] | None = None) -> ScoreRecord:
         """Record that scoring ``interpreter`` on cell ``cell_id`` failed, with the ``reason``."""
-        return self._put_score(cell_id, interpreter, interpreter_params, STATUS_FAILED, str(reason), {})
+        return self._put_score(cell_id, interpreter, interpreter_params, STATUS_FAILED, str(reason), {}, inputs)
 
     def _put_score(self, cell_id: str, interpreter: str, interpreter_params: Any, status: str,
-                   reason: str | None, metrics: dict[str, Any]) -> ScoreRecord:
+                   reason: str | None, metrics: dict[str, Any], inputs: Mapping[str, Any] | None = None
+                   ) -> ScoreRecord:
         params = normalize_interpreter_params(interpreter_params)
         cell = self.get(cell_id)
         record = ScoreRecord(cell_id=cell_id, interpreter=interpreter, interpreter_params=dict(params),
                              status=status, reason=reason, metrics=metrics, created=_now(),
-                             version=cell.version if cell else BENCHMARK_VERSION)
+                             version=cell.version if cell else BENCHMARK_VERSION,
+                             inputs=None if inputs is None else dict(inputs))
         self.write(record)
         return record
 

@@ -326,3 +326,37 @@ def test_a_relative_spec_and_a_raising_constructor_fail_their_own_cells(bench, t
     records = bench.run_grid(cells(interpreters=(".evil:X", "rbi_ctor_mod:X", "gradcam")))
     assert [r.status for r in records] == ["failed", "failed", "ok"]
     assert "absolute import path" in records[0].reason and "no GPU here" in records[1].reason
+
+
+def test_a_cell_is_recomputed_when_the_evaluation_sizes_change_and_reused_when_not(tmp_path, random_vgg, monkeypatch):
+    (cfg,) = cells()
+    first = make_bench(tmp_path, random_vgg)
+    first.run_cell(cfg)
+    calls = count_manipulations(monkeypatch)
+    assert make_bench(tmp_path, random_vgg).run_cell(cfg).metrics["adaptive"]["n"] == 16 and calls == []
+    logs: list[str] = []
+    smaller = Runner(Store(tmp_path), eval_size=8, accuracy_size=64, aopc_size=8, batch_size=16, log=logs.append)
+    smaller.resources.add_base(random_vgg)
+    record = smaller.run_cell(cfg)
+    assert calls == ["location"] and record.metrics["adaptive"]["n"] == 8  # never n=16 scores replayed as n=8
+    assert any("eval_size" in line for line in logs)
+
+
+def test_an_edited_plugin_is_a_different_plugin(tmp_path, random_vgg, monkeypatch):
+    import importlib
+    import sys
+
+    source = ("from robustbench_interp.interpreters import get_interpreter\n"
+              "class Mine(get_interpreter('gradcam').__class__):\n    pass  # {}\n")
+    (tmp_path / "rbi_edited_mod.py").write_text(source.format("v1"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (cfg,) = cells(interpreters=("rbi_edited_mod:Mine",))
+    assert make_bench(tmp_path / "s", random_vgg).run_cell(cfg).ok
+    calls = count_manipulations(monkeypatch)
+    make_bench(tmp_path / "s", random_vgg).run_cell(cfg)
+    assert calls == []  # nothing changed: reused
+    (tmp_path / "rbi_edited_mod.py").write_text(source.format("v2, fixed"))
+    sys.modules.pop("rbi_edited_mod", None)
+    importlib.invalidate_caches()
+    make_bench(tmp_path / "s", random_vgg).run_cell(cfg)
+    assert calls == ["location"]  # its code changed: computed again
