@@ -25,6 +25,7 @@ from torch import nn
 
 from robustbench_interp.attacks import ATTACKS, get_attack
 from robustbench_interp.attacks.finetune import manipulate
+from robustbench_interp.claims import Claims
 from robustbench_interp.config import CellConfig
 from robustbench_interp.errors import (
     AttackError,
@@ -71,6 +72,7 @@ class Runner:
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self._codes: dict[str, str] = {}
+        self._claim: tuple[Claims, str] | None = None
 
     # ---- what the store holds
 
@@ -137,6 +139,9 @@ class Runner:
         base = self.resources.base(cfg.track, cfg.model)
 
         def report(step: int, total: int, losses: dict[str, float]) -> None:
+            if self._claim is not None:
+                claims, key = self._claim
+                claims.heartbeat(key)
             if self.progress is not None:
                 self.progress(cfg.label, step, total, losses)
 
@@ -239,28 +244,51 @@ class Runner:
         return self.store.put_score(cfg.cell_id, spec, scores, interpreter_params=params, inputs=inputs)
 
     def run_grid(
-        self, cells: Sequence[CellConfig], *, score_with: Iterable[str] = (), keep_going: bool = True
+        self, cells: Sequence[CellConfig], *, score_with: Iterable[str] = (), keep_going: bool = True,
+        poll_seconds: float = 0.5,
     ) -> list[CellRecord]:
         """Run ``cells`` in order (skipping those in the store), then score every ``score_with``
-        interpreter on each manipulated model (transfer). Returns the cell records."""
-        records = []
+        interpreter on each manipulated model (transfer). Returns the cell records.
+
+        Each cell is claimed first (:mod:`robustbench_interp.claims`), so runners sharing the store
+        never compute a cell twice: a cell another live runner holds is left to it and taken up again
+        once it is stored (or its owner died), after this runner's other cells."""
+        claims = Claims(self.store.root)
         scorers = list(score_with)
-        for i, cfg in enumerate(cells, 1):
-            if self.progress is not None:
-                self.progress("grid", i - 1, len(cells), {})
-            try:
-                record = self.run_cell(cfg)
-            except RBIError as exc:  # a documented error: its message says what is wrong and how to fix it
-                if not keep_going:
-                    raise
-                self.log(f"cell {cfg.label} failed: {type(exc).__name__}: {exc}")
-                record = self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}", inputs=self.cell_inputs(cfg))
-            records.append(record)
-            for spec in scorers:
-                self.score_cell(cfg, spec)
+        done: dict[str, CellRecord] = {}
+        pending = list(dict.fromkeys(cells))
+        while pending:
+            held_elsewhere = []
+            for cfg in pending:
+                if self.progress is not None:
+                    self.progress("grid", len(done), len(cells), {})
+                if not claims.acquire(cfg.cell_id):
+                    held_elsewhere.append(cfg)
+                    continue
+                self._claim = (claims, cfg.cell_id)
+                try:
+                    done[cfg.cell_id] = self._run_and_score(cfg, scorers, keep_going)
+                finally:
+                    self._claim = None
+                    claims.release(cfg.cell_id)
+            if len(held_elsewhere) == len(pending):
+                time.sleep(poll_seconds)  # every cell left is another runner's: wait for them
+            pending = held_elsewhere
         if self.progress is not None:
             self.progress("grid", len(cells), len(cells), {})
-        return records
+        return [done[cfg.cell_id] for cfg in cells]
+
+    def _run_and_score(self, cfg: CellConfig, scorers: list[str], keep_going: bool) -> CellRecord:
+        try:
+            record = self.run_cell(cfg)
+        except RBIError as exc:  # a documented error: its message says what is wrong and how to fix it
+            if not keep_going:
+                raise
+            self.log(f"cell {cfg.label} failed: {type(exc).__name__}: {exc}")
+            record = self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}", inputs=self.cell_inputs(cfg))
+        for spec in scorers:
+            self.score_cell(cfg, spec)
+        return record
 
 
 def _drop(before: dict[str, Any], after: dict[str, Any], key: str) -> float | None:

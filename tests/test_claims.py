@@ -1,0 +1,129 @@
+"""A store shared by several processes, and killed ones: no cell is computed twice, none is lost.
+
+The workers run a small grid on a randomly initialised tiny VGG with two manipulation steps (the
+bookkeeping is under test, not the attack), each in its own process, and log every manipulation
+they start, so the tests can count them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robustbench_interp.claims import Claims
+
+WORKER = r"""
+import os, signal, sys
+from robustbench_interp.grid import build_grid
+from robustbench_interp.models import load_model
+from robustbench_interp.runner import Runner
+from robustbench_interp.store import Store
+
+store_root, log_path, kill = sys.argv[1], sys.argv[2], sys.argv[3:]  # kill: [] | step N S | replace K
+manipulations, replaces = [], []
+
+def die_if(point):
+    if kill and point == (kill[0], *map(int, kill[1:])):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def progress(what, done, total, info):
+    if what != "grid":
+        die_if(("step", len(manipulations), done))
+
+runner = Runner(Store(store_root), eval_size=16, accuracy_size=64, aopc_size=0, batch_size=16, log=lambda m: None,
+                progress=progress)
+runner.resources.add_base(load_model("tiny", "vgg", weights="random"))
+original, real_replace = runner._manipulate, os.replace
+
+def logged(cfg, interpreter):
+    manipulations.append(cfg.cell_id)
+    with open(log_path, "a") as f:
+        f.write(cfg.cell_id + "\n")
+    return original(cfg, interpreter)
+
+def replace(src, dst):  # an atomic write's last move
+    replaces.append(dst)
+    die_if(("replace", len(replaces)))
+    return real_replace(src, dst)
+
+runner._manipulate, os.replace = logged, replace
+cells = build_grid("tiny", ["vgg"], ["location", "topk", "center_mass", "active"], ["gradcam", "simplegrad"],
+                   overrides={"steps": 2, "batch_size": 8})
+records = runner.run_grid(cells, score_with=["gradcam"], poll_seconds=0.1)
+assert all(r.ok for r in records), [r.reason for r in records]
+print(len(records))
+"""
+
+
+def start(store: Path, log: Path, *kill: object) -> subprocess.Popen:
+    """A worker on ``store``; ``kill`` = ("step", n, s): it kills itself (SIGKILL) at step s of its n-th
+    manipulation; ("replace", k): in its k-th atomic write, just before the final move."""
+    return subprocess.Popen([sys.executable, "-c", WORKER, str(store), str(log), *map(str, kill)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def numbers(store: Path) -> dict[str, tuple]:
+    out = {}
+    for path in sorted((store / "cells").glob("*.json")):
+        r = json.loads(path.read_text())
+        m = r["metrics"]
+        out[r["cell_id"]] = (r["status"], m["adaptive"]["fsr"], m["accuracy_after"]["top1"], m["top1_drop"])
+    return out
+
+
+def test_two_processes_on_one_store_finish_the_grid_with_no_cell_computed_twice(tmp_path):
+    store, log = tmp_path / "store", tmp_path / "manipulations.log"
+    workers = [start(store, log), start(store, log)]
+    outs = [w.communicate(timeout=600) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [err[-2000:] for _, err in outs]
+    assert [out.strip() for out, _ in outs] == ["8", "8"]  # both return every cell
+    started = log.read_text().split()
+    assert len(started) == len(set(started)) == 8  # each cell manipulated once, by one of them
+    assert not list((store / "claims").glob("*.claim"))  # every claim released
+
+
+def test_a_grid_killed_again_and_again_finishes_with_every_cell_once_and_the_same_numbers(tmp_path):
+    reference = tmp_path / "reference"
+    worker = start(reference, tmp_path / "reference.log")
+    assert worker.communicate(timeout=600)[0].strip() == "8"
+    store, log = tmp_path / "store", tmp_path / "killed.log"
+    rng = random.Random(0)
+    kills = [("step", rng.randint(1, 3), rng.randint(1, 2)), ("replace", rng.randint(1, 6)),
+             ("step", rng.randint(1, 3), 2), ("replace", rng.randint(1, 6))]
+    for kill in kills:  # at random points inside the grid: mid-manipulation, or in the middle of a write
+        worker = start(store, log, *kill)
+        worker.communicate(timeout=600)
+        assert worker.returncode == -signal.SIGKILL, kill
+    stored_by_killed_runs = len(numbers(store))
+    started_before = log.read_text().split() if log.exists() else []
+    worker = start(store, log)
+    out, err = worker.communicate(timeout=600)
+    assert worker.returncode == 0 and out.strip() == "8", err[-2000:]
+    # the kills fell inside the grid: some cells were stored before them, some manipulations cut short
+    assert 0 < stored_by_killed_runs < 8 and len(started_before) > stored_by_killed_runs
+    assert numbers(store) == numbers(reference)  # every cell once, each with the uninterrupted numbers
+    assert not list((store / "claims").glob("*.claim"))
+
+
+def test_a_live_owners_claim_is_respected_and_a_dead_owners_is_taken_over(tmp_path):
+    claims = Claims(tmp_path)
+    assert claims.acquire("abc") and not claims.acquire("abc")  # held by this (live) process
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    owner = {**claims.owner("abc"), "pid": int(dead.stdout)}  # a process that has exited
+    claims.path("abc").write_text(json.dumps(owner))
+    assert claims.is_stale("abc") and claims.acquire("abc")
+    assert claims.owner("abc")["pid"] == os.getpid()
+    claims.release("abc")
+    assert claims.owner("abc") is None and claims.acquire("abc")
+
+
+@pytest.fixture(autouse=True)
+def _no_cuda_noise(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
