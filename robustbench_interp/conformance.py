@@ -14,9 +14,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from robustbench_interp.errors import InterpreterError, RBIError
+from robustbench_interp.errors import InterpreterError, IsolationError, RBIError
 from robustbench_interp.interpreters.autograd import capture_output
 from robustbench_interp.interpreters.base import Interpreter, check_map
+from robustbench_interp.interpreters.isolation import isolated
 from robustbench_interp.metrics.heatmaps import normalize
 from robustbench_interp.metrics.similarity import spearman
 from robustbench_interp.models.base import LoadedModel
@@ -46,7 +47,10 @@ def _explain(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor, *, mode
     model = lm.model if model is None else model
     layer = lm.target_layer if layer is None else layer
     try:
-        h = interp.explain(model, x, y, layer=layer, create_graph=create_graph)
+        with isolated(interp.name, model):
+            h = interp.explain(model, x, y, layer=layer, create_graph=create_graph)
+    except IsolationError as exc:
+        raise ConformanceError(str(exc)) from exc
     except InterpreterError:
         raise
     except Exception as exc:

@@ -48,6 +48,11 @@ class AttackError(RBIError):
     failing cell and carries on."""
 
 
+class IsolationError(InterpreterError):
+    """An interpreter left the shared model or the process changed (a hook, the train/eval mode, the
+    default dtype, a weight modified in place). What it changed is put back, and its cell fails."""
+
+
 class NotDifferentiableError(InterpreterError):
     """A differentiable map was asked of an interpreter that declares itself non-differentiable;
     such an interpreter gets transfer cells only."""

@@ -360,3 +360,33 @@ def test_an_edited_plugin_is_a_different_plugin(tmp_path, random_vgg, monkeypatc
     importlib.invalidate_caches()
     make_bench(tmp_path / "s", random_vgg).run_cell(cfg)
     assert calls == ["location"]  # its code changed: computed again
+
+
+class _Leaky(Interpreter):
+    """Grad-CAM's map, but it leaves something behind (``leak``)."""
+
+    layer_level = True
+    leak = "hook"
+
+    def explain(self, model, x, target, *, layer=None, create_graph=False):
+        h = get_interpreter_for_tests("gradcam").explain(model, x, target, layer=layer, create_graph=create_graph)
+        if self.leak == "hook":
+            layer.register_forward_hook(lambda *a: None)
+        elif self.leak == "train":
+            model.train()
+        elif self.leak == "dtype":
+            torch.set_default_dtype(torch.float64)
+        return h
+
+
+@pytest.mark.parametrize("leak, said", [("hook", "forward hooks"), ("train", "train/eval mode"),
+                                         ("dtype", "default dtype")])
+def test_a_plugin_that_leaves_the_model_changed_fails_alone_and_the_model_is_restored(bench, temporary_registry,
+                                                                                      leak, said):
+    register_interpreter("leaky")(type("LeakyPlugin", (_Leaky,), {"leak": leak}))
+    records = bench.run_grid(cells(interpreters=("leaky", "gradcam")))
+    assert [r.status for r in records] == ["failed", "ok"]  # the well-behaved one is not its victim
+    assert "IsolationError" in records[0].reason and said in records[0].reason
+    model = bench.resources.base("tiny", "vgg").model
+    assert not model.training and torch.get_default_dtype() == torch.float32
+    assert not any(m._forward_hooks for m in model.modules())

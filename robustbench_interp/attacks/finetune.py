@@ -33,6 +33,7 @@ from robustbench_interp.errors import (
     RBIError,
 )
 from robustbench_interp.interpreters.base import Interpreter, capture_output, check_map
+from robustbench_interp.interpreters.isolation import isolated
 from robustbench_interp.models.adversarial import FreePerturbation
 
 #: Called after every step with (step, total_steps, losses); used for progress bars.
@@ -71,7 +72,8 @@ def explain_checked(
     """Run ``interpreter`` and check its map (shape, dtype, finiteness, and the ``grid`` when given:
     see :func:`expected_grid`); errors name the interpreter."""
     try:
-        h = interpreter.explain(model, x, target, layer=layer, create_graph=create_graph)
+        with isolated(interpreter.name, model):
+            h = interpreter.explain(model, x, target, layer=layer, create_graph=create_graph)
     except InterpreterError:
         raise
     except Exception as exc:  # a plug-in's own failure becomes the cell's recorded reason
