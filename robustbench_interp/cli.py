@@ -169,7 +169,7 @@ def _figures(bench, board, track: str, out: Path, trusted: Sequence[str] = ()) -
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from robustbench_interp.leaderboard import publish, records_store, write_leaderboard
+    from robustbench_interp.leaderboard import check_sizes, publish, records_store, write_leaderboard
     from robustbench_interp.runner import Runner
 
     started = time.perf_counter()
@@ -183,6 +183,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     bench = Runner(store, device=args.rbi_device, eval_size=args.rbi_eval_size,
                    accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
                    retry_failed=not args.rbi_keep_failed, progress=_progress_printer())
+    out = Path(args.leaderboard_dir) / track
+    board = records_store(out)
+    check_sizes(board, track, (args.rbi_eval_size, args.rbi_accuracy_size))  # before any work
     todo = sum(not store.has(c.cell_id, retry_failed=not args.rbi_keep_failed) for c in cells)
     print(f"[rbi] track {track}: {len(cells)} cells ({todo} to compute), models {models}, attacks {attacks}, "
           f"attacking interpreters {attackers}; scoring {len(scorers)} interpreters; store {store.root}",
@@ -190,8 +193,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name in models:
         bench.resources.base(track, name)  # trains (first run) or loads the base model, showing progress
     records = bench.run_grid(cells, score_with=scorers)
-    out = Path(args.leaderboard_dir) / track
-    board = records_store(out)
     publish(store, board, track, {c.cell_id for c in cells})
     write_leaderboard(board, track, out)
     if not args.no_figures:

@@ -304,6 +304,32 @@ def _chosen(records: list[CellRecord], cell_ids: set[str] | None) -> dict[tuple[
     return chosen
 
 
+#: The evaluation sizes of records that do not say theirs (those imported from the first leaderboard):
+#: 256 validation images scored, accuracy on all of them.
+DEFAULT_SIZES = {"eval_size": 256, "accuracy_size": None}
+
+
+def evaluation_sizes(record: CellRecord) -> tuple[Any, Any]:
+    """``(eval_size, accuracy_size)`` a cell was computed with."""
+    inputs = record.inputs or DEFAULT_SIZES
+    return inputs.get("eval_size"), inputs.get("accuracy_size")
+
+
+def check_sizes(board: Store, track: str, sizes: tuple[Any, Any]) -> None:
+    """Refuse to add cells computed with other evaluation sizes than the board's: one table never mixes
+    FSRs of 256 images with FSRs of 32."""
+    from robustbench_interp.errors import ConfigError
+
+    held = {evaluation_sizes(r) for r in board.records(track=track)} - {sizes}
+    if held:
+        (eval_size, accuracy_size), = sorted(held, key=repr)[:1]
+        raise ConfigError(
+            f"the leaderboard in {board.root.parent} holds cells scored on {eval_size} images (accuracy on "
+            f"{accuracy_size or 'all'}); these use --eval-size {sizes[0]} (--accuracy-size {sizes[1] or 'all'}). "
+            "Publish them into another --leaderboard-dir, or run with the leaderboard's sizes"
+        )
+
+
 def publish(source: Store, board: Store, track: str, cell_ids: set[str] | None = None) -> int:
     """Copy the ok cells of ``track`` of the current version in ``source`` (those in ``cell_ids``
     when given; one per grid place) and their ok scores into the leaderboard's records ``board``;
@@ -312,6 +338,8 @@ def publish(source: Store, board: Store, track: str, cell_ids: set[str] | None =
     records = [r for r in source.records(track=track, status="ok", version=BENCHMARK_VERSION)
                if cell_ids is None or r.cell_id in cell_ids]
     chosen = _chosen(records, cell_ids)
+    for sizes in {evaluation_sizes(r) for r in chosen.values()}:
+        check_sizes(board, track, sizes)
     for old in board.records(track=track):
         new = chosen.get(_slot(old))
         if new is not None and new.cell_id != old.cell_id:

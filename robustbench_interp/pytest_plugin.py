@@ -236,9 +236,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if out:
         from pathlib import Path
 
+        from robustbench_interp.errors import RBIError
         from robustbench_interp.leaderboard import publish, records_store, write_leaderboard
 
         board = records_store(Path(out) / suite.track)
-        publish(suite.bench.store, board, suite.track)
+        try:
+            publish(suite.bench.store, board, suite.track)
+        except RBIError as exc:
+            terminalreporter.write_line(f"leaderboard not written: {exc}")
+            return
         written = write_leaderboard(board, suite.track, Path(out) / suite.track)
         terminalreporter.write_line(f"leaderboard written: {sorted(str(p) for p in written.values())}")

@@ -158,3 +158,16 @@ def batch():
     """Three 32x32 images in [0, 1] and their target classes."""
     gen = torch.Generator().manual_seed(0)
     return torch.rand(3, 3, 32, 32, generator=gen), torch.tensor([1, 4, 7])
+
+
+@pytest.fixture
+def random_resnet_cache(tmp_path, monkeypatch):
+    """A model cache holding a randomly initialised tiny ResNet where the trained one would be, so
+    ``rbi run`` loads it instead of training (the plumbing is under test, not the attack's strength)."""
+    from robustbench_interp.models import cache, load_model
+    from robustbench_interp.models.zoo import DEFAULT_TRAIN_CONFIGS
+
+    monkeypatch.setenv(cache.ENV_CACHE_DIR, str(tmp_path / "cache"))
+    weights, _card = cache.model_paths("tiny", "resnet", DEFAULT_TRAIN_CONFIGS["resnet"].key())
+    cache.save_state_dict(weights, load_model("tiny", "resnet", weights="random").model.state_dict())
+    return tmp_path

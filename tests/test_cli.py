@@ -159,3 +159,33 @@ def test_ctrl_c_says_in_one_line_what_was_kept_and_how_to_resume(capsys, monkeyp
     assert main(["run", "--store", str(tmp_path / "s")]) == 130
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "resume" in err and str(tmp_path / "s") in err and "Traceback" not in err
+
+
+QUICK_RUN = ["--models", "resnet", "--attacks", "location", "--steps", "2", "--eval-size", "8", "--accuracy-size", "32",
+             "--score-with", "gradcam", "--no-figures"]
+
+
+def test_rbi_run_exits_1_and_lists_each_failed_cell_with_its_reason(random_resnet_cache, capsys, monkeypatch):
+    root = random_resnet_cache
+    (root / "rbi_boom_mod.py").write_text("raise RuntimeError('boom at import')\n")
+    monkeypatch.syspath_prepend(str(root))
+    code = main(["run", *QUICK_RUN, "--interpreter", "rbi_boom_mod:X", "--interpreter", "gradcam",
+                 "--store", str(root / "store"), "--leaderboard-dir", str(root / "board")])
+    err = capsys.readouterr().err
+    assert code == 1 and "1 cells failed" in err
+    assert "failed: tiny-resnet-location-rbi_boom_mod:X: PluginImportError" in err and "boom at import" in err
+    scores = (root / "board" / "tiny" / "scores.csv").read_text()
+    assert "resnet,location,gradcam,gradcam" in scores  # the other cell carried on, and is on the board
+
+
+def test_cells_of_another_evaluation_size_are_not_mixed_into_a_leaderboard(random_resnet_cache, capsys):
+    root = random_resnet_cache
+    args = ["--store", str(root / "store"), "--leaderboard-dir", str(root / "board")]
+    assert main(["run", *QUICK_RUN, *args]) == 0
+    capsys.readouterr()
+    other = [a if a != "8" else "16" for a in QUICK_RUN]  # --eval-size 16
+    before = (root / "board" / "tiny" / "scores.csv").read_text()
+    assert main(["run", *other, "--attacks", "topk", *args]) == 2
+    err = capsys.readouterr().err
+    assert "--eval-size 16" in err and "8" in err and "another --leaderboard-dir" in err
+    assert (root / "board" / "tiny" / "scores.csv").read_text() == before

@@ -15,8 +15,6 @@ import torch
 from robustbench_interp.attacks import ATTACKS, get_attack, list_attacks, standard_attacks
 from robustbench_interp.cli import main
 from robustbench_interp.errors import ConfigError
-from robustbench_interp.models import cache, load_model
-from robustbench_interp.models.zoo import DEFAULT_TRAIN_CONFIGS
 
 rbi_corner = pytest.importorskip(
     "rbi_corner", reason="the example attack is not installed; run `pip install -e examples/rbi_corner`"
@@ -50,16 +48,6 @@ def test_its_hyper_parameters_are_declared():
         get_attack("corner").make_params({"side_fracton": 5})
     with pytest.raises(ConfigError, match=">= 2"):
         get_attack("corner").make_params({"side_fraction": 1})
-
-
-@pytest.fixture
-def random_resnet_cache(tmp_path, monkeypatch):
-    """A model cache holding a randomly initialised tiny ResNet where the trained one would be, so
-    ``rbi run`` loads it instead of training (the plumbing is under test, not the attack's strength)."""
-    monkeypatch.setenv(cache.ENV_CACHE_DIR, str(tmp_path / "cache"))
-    weights, _card = cache.model_paths("tiny", "resnet", DEFAULT_TRAIN_CONFIGS["resnet"].key())
-    cache.save_state_dict(weights, load_model("tiny", "resnet", weights="random").model.state_dict())
-    return tmp_path
 
 
 @pytest.mark.parametrize("spec", ["corner", "rbi_corner:Corner"])
