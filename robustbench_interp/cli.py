@@ -118,7 +118,7 @@ def run_cells(args: argparse.Namespace, track: str, models: list[str], attacks: 
     return list(grid.cells), list(grid.scorers)
 
 
-def _store_for_writing(path: str) -> Store:
+def _store_for_writing(path: str, option: str = "--store") -> Store:
     """The store at ``path``, created if needed; a path that cannot hold one is an error before any work."""
     import tempfile
 
@@ -126,16 +126,18 @@ def _store_for_writing(path: str) -> Store:
     from robustbench_interp.store import Store
 
     if not path or not path.strip():
-        raise ConfigError("--store is empty; give the folder where results go (default: ./results)")
+        raise ConfigError(f"{option} is empty; give the folder where results go")
     root = Path(path)
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"--store {path!r} is a file, not a folder; give a folder for the results")
+    for folder in (root, *root.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{option} {path!r}: {str(folder)!r} is a file, not a folder; give a folder")
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=root):
             pass
     except OSError as exc:
-        raise ConfigError(f"--store {path!r} cannot hold results: {exc.strerror or exc}; give a writable folder") from None
+        raise ConfigError(f"{option} {path!r} cannot hold results: {exc.strerror or exc}; give a writable folder"
+                          ) from None
     return Store(root)
 
 
@@ -184,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
                    retry_failed=not args.rbi_keep_failed, progress=_progress_printer())
     out = Path(args.leaderboard_dir) / track
-    board = records_store(out)
+    board = records_store(_store_for_writing(str(out), option="--leaderboard-dir").root)
     check_sizes(board, track, (args.rbi_eval_size, args.rbi_accuracy_size))  # before any work
     todo = sum(not store.has(c.cell_id, retry_failed=not args.rbi_keep_failed) for c in cells)
     print(f"[rbi] track {track}: {len(cells)} cells ({todo} to compute), models {models}, attacks {attacks}, "

@@ -83,22 +83,33 @@ def code_version(obj: object) -> str:
     package's own code (its changes are :data:`~robustbench_interp.config.BENCHMARK_VERSION`'s), else
     a hash of the source of the top-level package or module it comes from, so an edited plug-in,
     installed or not, is a different plug-in."""
+    import functools
     import hashlib
     import inspect
     import sys
     from pathlib import Path
 
+    while isinstance(obj, functools.partial) or hasattr(obj, "__wrapped__"):  # the code behind a wrapper
+        obj = obj.func if isinstance(obj, functools.partial) else obj.__wrapped__
     module = inspect.getmodule(obj if isinstance(obj, type) or callable(obj) else type(obj))
     name = getattr(module, "__name__", "")
     if name == "robustbench_interp" or name.startswith("robustbench_interp."):
         return "builtin"
     top = sys.modules.get(name.split(".")[0]) if name else None
-    roots = [Path(p) for p in getattr(top, "__path__", [])] or [Path(getattr(top or module, "__file__", "") or ".")]
-    files = sorted(f for root in roots for f in ([root] if root.is_file() else root.rglob("*.py")))
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+    roots = [Path(p) for p in getattr(top, "__path__", [])]
+    if not roots:
+        source = getattr(top or module, "__file__", None)
+        if not source:  # defined in __main__ of `python -c` or a notebook: no file to version
+            return "unknown"
+        roots = [Path(source)]
+    try:
+        files = sorted(f for root in roots for f in ([root] if root.is_file() else root.rglob("*.py")) if f.is_file())
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    except OSError:
+        return "unknown"
     return f"sha256:{digest.hexdigest()[:16]}" if files else "unknown"
 
 

@@ -10,6 +10,8 @@ the regression check and the pytest plugin all ask it through these public metho
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +85,14 @@ class TrackData:
     composites_eval: dict[tuple[int, int], Tensor] = field(default_factory=dict)
 
 
+def _state_hash(model: nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _size(name: str, value: int | None) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ConfigError(f"{name} must be an integer >= 1 (or None for all), got {value!r}")
@@ -116,30 +126,44 @@ class Resources:
         self._accuracy: dict[tuple[str, str], dict[str, Any]] = {}
         self._maps0: dict[tuple[Any, ...], Tensor] = {}
         self._fingerprints: dict[tuple[str, str], str] = {}
+        self._pristine: dict[tuple[str, str], nn.Module] = {}
 
     # ---- base models
 
     def add_base(self, loaded: LoadedModel) -> None:
         """Use ``loaded`` as the base model ``(loaded.track, loaded.name)`` (bring your own model)."""
         self._models[(loaded.track, loaded.name)] = loaded
+        self._pristine[(loaded.track, loaded.name)] = copy.deepcopy(loaded.model)
 
     def base(self, track: str, model: str) -> LoadedModel:
         """The base model ``model`` of ``track`` (trained or loaded on first use)."""
         key = (track, model)
         if key not in self._models:
-            self._models[key] = load_model(track, model, device=str(self.device))
+            self.add_base(load_model(track, model, device=str(self.device)))
         return self._models[key]
 
     def fingerprint(self, track: str, model: str) -> str:
         """A hash of the base model's weights: a cell computed from other weights is stale."""
         key = (track, model)
         if key not in self._fingerprints:
-            digest = hashlib.sha256()
-            for name, tensor in sorted(self.base(track, model).model.state_dict().items()):
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-            self._fingerprints[key] = digest.hexdigest()[:16]
+            self._fingerprints[key] = _state_hash(self.base(track, model).model)
         return self._fingerprints[key]
+
+    def verify_base(self, track: str, model: str) -> str | None:
+        """Check that the shared base model is as it was loaded (weights, buffers, modules); if it is
+        not, put the loaded one back and say so (an interpreter changed it in place: its cell fails)."""
+        key = (track, model)
+        if key not in self._models:
+            return None
+        loaded = self._models[key]
+        if _state_hash(loaded.model) == self.fingerprint(track, model):
+            return None
+        fresh = copy.deepcopy(self._pristine[key])
+        self._models[key] = dataclasses.replace(loaded, model=fresh, target_layer=(
+            fresh.get_submodule(loaded.target_layer_name) if loaded.target_layer_name
+            else corresponding_module(loaded.model, fresh, loaded.target_layer)))
+        self._maps0 = {k: v for k, v in self._maps0.items() if k[:2] != key}
+        return f"the base model {track}/{model}'s weights, buffers or modules changed in place (restored)"
 
     def accuracy(self, track: str, model_name: str, model: nn.Module | None = None) -> dict[str, Any]:
         """Top-1 / top-5 accuracy (percent) of a base model (cached) or of ``model``."""

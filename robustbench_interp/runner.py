@@ -30,6 +30,7 @@ from robustbench_interp.config import CellConfig
 from robustbench_interp.errors import (
     AttackError,
     InterpreterError,
+    IsolationError,
     MissingResourceError,
     NotDifferentiableError,
     PluginImportError,
@@ -43,6 +44,10 @@ from robustbench_interp.records import CellRecord, ScoreRecord
 from robustbench_interp.registry import code_version, import_object
 from robustbench_interp.resources import Resources
 from robustbench_interp.store import Store, atomic_save_state_dict, load_state_dict_safe
+
+#: The inputs of a record written before records kept them: the built-ins, the default sizes.
+_LEGACY_INPUTS = {"interpreter_code": "builtin", "attack_code": "builtin", "eval_size": 256, "accuracy_size": None,
+                  "aopc_size": 64}
 
 #: A progress callback: (what, done, total, info) -> None.
 Progress = Callable[[str, int, int, dict[str, float]], None]
@@ -72,7 +77,6 @@ class Runner:
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self._codes: dict[str, str] = {}
-        self._claim: tuple[Claims, str] | None = None
 
     # ---- what the store holds
 
@@ -105,7 +109,8 @@ class Runner:
         record = self.store.get(cfg.cell_id)
         if record is None:
             return False
-        changed = sorted(k for k, v in self.cell_inputs(cfg).items() if (record.inputs or {}).get(k, "unknown") != v)
+        stored = record.inputs if record.inputs is not None else _LEGACY_INPUTS  # written before inputs existed
+        changed = sorted(k for k, v in self.cell_inputs(cfg).items() if stored.get(k, "unknown") != v)
         if record.ok and record.base_fingerprint != self.resources.fingerprint(cfg.track, cfg.model):
             changed.insert(0, "the base model's weights")
         if not changed:
@@ -135,13 +140,15 @@ class Runner:
 
     # ---- computing
 
+    def _verify_base(self, cfg: CellConfig, spec: str) -> None:
+        problem = self.resources.verify_base(cfg.track, cfg.model)
+        if problem is not None:
+            raise IsolationError(f"interpreter {spec!r} left {problem}; an interpreter must not modify the model")
+
     def _manipulate(self, cfg: CellConfig, interpreter: Interpreter) -> tuple[nn.Module, dict[str, Any]]:
         base = self.resources.base(cfg.track, cfg.model)
 
         def report(step: int, total: int, losses: dict[str, float]) -> None:
-            if self._claim is not None:
-                claims, key = self._claim
-                claims.heartbeat(key)
             if self.progress is not None:
                 self.progress(cfg.label, step, total, losses)
 
@@ -205,6 +212,7 @@ class Runner:
             model, summary = self._manipulate(cfg, interpreter)
             after = res.accuracy(cfg.track, cfg.model, model)
             adaptive = self.score(cfg, interpreter, model)
+            self._verify_base(cfg, cfg.interpreter)
             metrics = {
                 **summary,
                 "accuracy_before": before,
@@ -238,6 +246,7 @@ class Runner:
         try:
             interpreter = get_interpreter(spec, **params)
             scores = self.score(cfg, interpreter, self.manipulated(cfg))
+            self._verify_base(cfg, spec)
         except (InterpreterError, AttackError, PluginImportError) as exc:
             return self.store.put_score_failed(cfg.cell_id, spec, f"{type(exc).__name__}: {exc}",
                                                interpreter_params=params, inputs=inputs)
@@ -265,12 +274,8 @@ class Runner:
                 if not claims.acquire(cfg.cell_id):
                     held_elsewhere.append(cfg)
                     continue
-                self._claim = (claims, cfg.cell_id)
-                try:
+                with claims.beating(cfg.cell_id):  # heartbeats through every phase; released after
                     done[cfg.cell_id] = self._run_and_score(cfg, scorers, keep_going)
-                finally:
-                    self._claim = None
-                    claims.release(cfg.cell_id)
             if len(held_elsewhere) == len(pending):
                 time.sleep(poll_seconds)  # every cell left is another runner's: wait for them
             pending = held_elsewhere

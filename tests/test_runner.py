@@ -390,3 +390,30 @@ def test_a_plugin_that_leaves_the_model_changed_fails_alone_and_the_model_is_res
     model = bench.resources.base("tiny", "vgg").model
     assert not model.training and torch.get_default_dtype() == torch.float32
     assert not any(m._forward_hooks for m in model.modules())
+
+
+class _Tamper(Interpreter):
+    """Grad-CAM's map, but it changes the model: a weight through ``.data``, or a BatchNorm buffer."""
+
+    layer_level = True
+    how = "data"
+
+    def explain(self, model, x, target, *, layer=None, create_graph=False):
+        h = get_interpreter_for_tests("gradcam").explain(model, x, target, layer=layer, create_graph=create_graph)
+        with torch.no_grad():
+            if self.how == "data":
+                next(model.parameters()).data.mul_(2)
+            else:
+                next(b for b in model.buffers() if b.is_floating_point()).add_(1)
+        return h
+
+
+@pytest.mark.parametrize("how", ["data", "buffer"])
+def test_a_plugin_that_changes_the_base_model_in_place_fails_and_the_model_is_put_back(bench, temporary_registry, how):
+    before = bench.resources.fingerprint("tiny", "vgg")
+    register_interpreter("tamper")(type("TamperPlugin", (_Tamper,), {"how": how}))
+    records = bench.run_grid(cells(interpreters=("tamper", "gradcam")))
+    assert [r.status for r in records] == ["failed", "ok"] and "changed in place" in records[0].reason
+    from robustbench_interp.resources import _state_hash
+
+    assert _state_hash(bench.resources.base("tiny", "vgg").model) == before

@@ -4,7 +4,9 @@ Interpreters share the base models (loaded once) and the process. A plug-in that
 module, switches the model to train mode, changes torch's default dtype or changes a weight in place
 would change what every later interpreter sees: a well-behaved plug-in would then fail its own
 checks for another's fault. :func:`isolated` wraps every call: after it, whatever the call changed
-is put back (hooks removed, modes and the default dtype restored), and the call fails with an
+is put back (hooks removed, modes and the default dtype restored; weights and buffers changed in
+place are put back by the runner, which checks the base model's hash after every cell and score
+and restores the model as it was loaded), and the call fails with an
 :class:`~robustbench_interp.errors.IsolationError` naming the interpreter and what it left behind,
 so the guilty plug-in fails its own cells and nobody else's.
 """
