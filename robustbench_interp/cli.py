@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from robustbench_interp.grid import CHECK_CELLS, CHECK_SCORERS, RUN_SCORERS
 from robustbench_interp.options import (
@@ -283,34 +283,37 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1
 
 
+def _print_entries(title: str, names: Sequence[str], build: Callable[[str], Any], describe: Callable[[Any], str],
+                   origin: Callable[[str], str]) -> None:
+    """One line per registered name: what it is and where it comes from; a broken plug-in is listed
+    with its reason."""
+    print(f"{title}:")
+    for name in names:
+        try:
+            entry = build(name)
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in is listed, not fatal
+            print(f"  {name:24s} BROKEN: {exc}")
+            continue
+        print(f"  {name:24s} {describe(entry)} {origin(name)}")
+
+
 def cmd_list(_args: argparse.Namespace) -> int:
     from robustbench_interp import get_interpreter, list_interpreters
+    from robustbench_interp.attacks import ATTACKS, get_attack, list_attacks
     from robustbench_interp.interpreters import INTERPRETERS
     from robustbench_interp.models import list_models, list_tracks
-
-    print("interpreters:")
-    for name in list_interpreters():
-        try:
-            interp = get_interpreter(name)
-        except Exception as exc:  # a broken plug-in is listed with its reason
-            print(f"  {name:24s} BROKEN: {exc}")
-            continue
-        kind = "layer" if interp.layer_level else "input"
-        diff = "differentiable" if interp.differentiable else "transfer only"
-        print(f"  {name:24s} {kind:6s} {diff:15s} {INTERPRETERS.origin(name)}")
-    from robustbench_interp.attacks import ATTACKS, get_attack, list_attacks
     from robustbench_interp.tracks import get_track
 
-    print("attacks:")
-    for name in list_attacks():
-        try:
-            attack = get_attack(name)
-        except Exception as exc:  # a broken plug-in is listed with its reason
-            print(f"  {name:24s} BROKEN: {exc}")
-            continue
-        kind = "two-class" if attack.two_classes else "passive"
-        default = "standard" if attack.standard else "plug-in, run when named"
-        print(f"  {name:24s} {kind:9s} R_F={list(attack.success_interval)} {default}; {ATTACKS.origin(name)}")
+    def interpreter(interp: Any) -> str:
+        kind = "layer" if interp.layer_level else "input"
+        return f"{kind:6s} {'differentiable' if interp.differentiable else 'transfer only':15s}"
+
+    def attack(a: Any) -> str:
+        default = "standard" if a.standard else "plug-in, run when named"
+        return f"{'two-class' if a.two_classes else 'passive':9s} R_F={list(a.success_interval)} {default};"
+
+    _print_entries("interpreters", list_interpreters(), get_interpreter, interpreter, INTERPRETERS.origin)
+    _print_entries("attacks", list_attacks(), get_attack, attack, ATTACKS.origin)
     print("tracks:")
     for track in list_tracks():
         print(f"  {track:24s} models {', '.join(list_models(track))}; {get_track(track).description}")

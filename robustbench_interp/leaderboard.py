@@ -43,7 +43,7 @@ from tabulate import tabulate
 
 from robustbench_interp.attacks import attack_order
 from robustbench_interp.config import BENCHMARK_VERSION
-from robustbench_interp.records import CellRecord, ScoreRecord
+from robustbench_interp.records import CellRecord, ScoreRecord, without_lists
 from robustbench_interp.store import Store, atomic_write_text
 
 #: Top-1 points a manipulation may cost and still count as fooling a working model.
@@ -285,11 +285,7 @@ def _slot(record: CellRecord) -> tuple[Any, ...]:
 
 def _summary(record: ScoreRecord) -> ScoreRecord:
     """A score record without its per-image lists (the leaderboard's records keep the numbers)."""
-    metrics = {k: v for k, v in record.metrics.items() if not (isinstance(v, list) and len(v) > 2)}
-    for key, value in record.metrics.items():
-        if isinstance(value, dict):
-            metrics[key] = {k: v for k, v in value.items() if not (isinstance(v, list) and len(v) > 2)}
-    return ScoreRecord(**{**record.to_dict(), "metrics": metrics})
+    return ScoreRecord(**{**record.to_dict(), "metrics": without_lists(record.metrics)})
 
 
 def _chosen(records: list[CellRecord], cell_ids: set[str] | None) -> dict[tuple[Any, ...], CellRecord]:

@@ -23,6 +23,19 @@ STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 
 
+def without_lists(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """``metrics`` without its per-image lists (any list longer than two, at any depth): the summary a
+    cell record and a leaderboard's records keep, while the per-image losses stay in the store's
+    score files. Intervals (``[low, high]``) are kept."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            out[key] = without_lists(value)
+        elif not (isinstance(value, list) and len(value) > 2):
+            out[key] = value
+    return out
+
+
 class _Record(Mapping):
     """Shared behaviour: a mapping view of the fields, the JSON form, and a checked constructor."""
 

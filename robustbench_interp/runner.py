@@ -40,7 +40,7 @@ from robustbench_interp.interpreters import INTERPRETERS, get_interpreter
 from robustbench_interp.interpreters.base import Interpreter
 from robustbench_interp.metrics.aopc import aopc_before_after
 from robustbench_interp.metrics.scoring import score_maps
-from robustbench_interp.records import CellRecord, ScoreRecord
+from robustbench_interp.records import CellRecord, ScoreRecord, without_lists
 from robustbench_interp.registry import code_version, import_object
 from robustbench_interp.resources import Resources
 from robustbench_interp.store import Store, atomic_save_state_dict, load_state_dict_safe
@@ -219,7 +219,7 @@ class Runner:
                 "accuracy_after": after,
                 "top1_drop": _drop(before, after, "top1"),
                 "top5_drop": _drop(before, after, "top5"),
-                "adaptive": _without_lists(adaptive),
+                "adaptive": without_lists(adaptive),
                 "aopc": self.aopc(cfg, interpreter, model),
                 "wall_seconds": time.perf_counter() - started,
             }
@@ -301,13 +301,3 @@ def _drop(before: dict[str, Any], after: dict[str, Any], key: str) -> float | No
         return None
     return float(before[key]) - float(after[key])
 
-
-def _without_lists(scores: dict[str, Any]) -> dict[str, Any]:
-    """The summary of a score record (per-image losses stay in the score file only)."""
-    out: dict[str, Any] = {}
-    for key, value in scores.items():
-        if isinstance(value, dict):
-            out[key] = _without_lists(value)
-        elif not (isinstance(value, list) and len(value) > 2):
-            out[key] = value
-    return out
