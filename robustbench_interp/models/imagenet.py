@@ -7,9 +7,17 @@ model>)`` so that it takes images in [0, 1]. Target layers (grid sizes at 224x22
 name          target layer (dotted, in the wrapper)        grid   paper
 ============  ===========================================  =====  ====================================
 vgg19         ``net.features.33``                           14x14  input of conv5_4 (ReLU after conv5_3)
-resnet50      ``net.layer4.2``                              7x7    last bottleneck of layer4
-densenet121   ``net.features.denseblock4.denselayer16``     7x7    last dense layer of block 4
+resnet50      ``net.layer4.1``                              7x7    input of the last bottleneck of layer4
+densenet121   ``net.features.denseblock4.tap``              7x7    input of the last dense layer of block 4
 ============  ===========================================  =====  ====================================
+
+As in the authors' code (``--lrp_target_layer`` 34 / 19 / 64: the map at the *input* of the named
+module), never the output of the last block, after which only pooling and a linear head follow (the
+gradient there is the same at every position). torchvision's dense block keeps its features as a list
+and concatenates them inside each layer; the last block of DenseNet121 is given a forward that
+concatenates the features entering its last layer once and passes them through ``tap``, a
+parameter-free identity, so that they are one tensor, on the path both into the last layer and into
+the block's output (the same numbers as torchvision's forward; no state-dict key changes).
 
 Weights (``weights=``):
 
@@ -46,8 +54,8 @@ NUM_CLASSES = 1000
 #: name -> (torchvision builder name, weights enum name, target layer inside the torchvision net)
 ARCHITECTURES: dict[str, tuple[str, str, str]] = {
     "vgg19": ("vgg19", "VGG19_Weights", "features.33"),
-    "resnet50": ("resnet50", "ResNet50_Weights", "layer4.2"),
-    "densenet121": ("densenet121", "DenseNet121_Weights", "features.denseblock4.denselayer16"),
+    "resnet50": ("resnet50", "ResNet50_Weights", "layer4.1"),
+    "densenet121": ("densenet121", "DenseNet121_Weights", "features.denseblock4.tap"),
 }
 
 # DenseNet checkpoints from torchvision use "norm.1" where the modules are now "norm1".
@@ -94,6 +102,24 @@ def _no_inplace(model: nn.Module) -> nn.Module:
     return model
 
 
+class _TappedDenseBlock(nn.ModuleDict):
+    """torchvision's ``_DenseBlock`` with the features entering its last layer named ``tap``."""
+
+    def forward(self, init_features: Tensor) -> Tensor:
+        layers = [module for key, module in self.items() if key != "tap"]
+        features = [init_features]
+        for layer in layers[:-1]:
+            features.append(layer(features))
+        x = self.tap(torch.cat(features, 1))
+        return torch.cat([x, layers[-1](x)], 1)
+
+
+def _tap_last_dense_block(net: nn.Module) -> None:
+    block = net.features.denseblock4
+    block.__class__ = _TappedDenseBlock
+    block.add_module("tap", nn.Identity())
+
+
 def build(name: str, weights: str | os.PathLike | None = None) -> tuple[nn.Module, str]:
     """``(wrapper, target layer name)`` for ImageNet model ``name`` with ``weights`` (see module doc)."""
     import torchvision.models as tvm
@@ -105,5 +131,7 @@ def build(name: str, weights: str | os.PathLike | None = None) -> tuple[nn.Modul
     if state is not None:
         net.load_state_dict(state)
     _no_inplace(net)
+    if name == "densenet121":
+        _tap_last_dense_block(net)
     model = nn.Sequential(OrderedDict(normalize=Normalize(IMAGENET_MEAN, IMAGENET_STD), net=net))
     return model, "net." + ARCHITECTURES[name][2]

@@ -4,13 +4,19 @@ They are built only from standard modules (Normalize, Conv2d, BatchNorm2d, ReLU,
 AvgPool2d, AdaptiveAvgPool2d, Flatten, Linear, Dropout), residual additions ``out + identity`` and
 ``torch.cat``, so that an fx-based LRP can trace them; no module instance is called twice and no
 ReLU is in-place. Each takes 64x64 inputs in [0, 1] and names its target layer (the module whose
-output is the grid of layer-level interpreters), mirroring the paper's choices:
+output is the grid of layer-level interpreters). As in the authors' code, the map is taken at the
+*input* of the last block, never at its output: after the output of the last block come only global
+pooling and a linear head, so the gradient there is the same at every position (SimpleGrad_T would be
+a constant map and LRP_T would equal Grad-CAM before its ReLU). Here at least one conv block with a
+non-linearity lies between the target layer and the pooling head (SPEC section 3):
 
-- ``vgg``: target ``features.10`` (16x16x64), like VGG19's input of conv5_4 (the ReLU before the
-  last convolution);
-- ``resnet``: target ``layer3.1`` (8x8x64), like ResNet50's last block of layer4;
-- ``densenet``: target ``features.denseblock3.denselayer3`` (8x8x12, the new features of the last
-  dense layer), like DenseNet121's ``features.denseblock4.denselayer16``.
+- ``vgg``: target ``features.10`` (16x16x64), the input of the last convolution (conv-BN-ReLU and
+  max pooling follow), like VGG19's input of conv5_4;
+- ``resnet``: target ``layer3.0`` (8x8x64), the input of the last basic block ``layer3.1``, like
+  ResNet50's output of ``layer4[1]``;
+- ``densenet``: target ``features.denseblock3.tap`` (8x8, the concatenated features entering the
+  last dense layer; a parameter-free identity), like DenseNet121's input of
+  ``denseblock4.denselayer16``.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from torch import Tensor, nn
 
 from robustbench_interp.models.base import Normalize
 
-#: Bump when an architecture changes: it is part of every cached model's key.
-TINY_MODEL_VERSION = 1
+#: Bump when an architecture changes: it is part of every cached model's key. Version 2: the
+#: DenseNet's last block has the identity ``tap`` (no weight changed) and the targets moved.
+TINY_MODEL_VERSION = 2
 
 #: Rough per-channel statistics of the tiny images (inputs stay in [0, 1]; the model normalises).
 TINY_MEAN = (0.5, 0.5, 0.5)
@@ -103,7 +110,7 @@ class BasicBlock(nn.Module):
 class TinyResNet(nn.Module):
     """ResNet-style: a conv stem, three stages of basic blocks (32, 16, 8 px), global pooling, fc."""
 
-    target_layer_name = "layer3.1"
+    target_layer_name = "layer3.0"
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
@@ -137,18 +144,22 @@ class DenseLayer(nn.Module):
 
 
 class DenseBlock(nn.Module):
-    """``features = cat([features, layer(features)])`` for each dense layer."""
+    """``features = cat([features, layer(features)])`` for each dense layer; the features entering
+    the last dense layer pass through ``tap``, an identity that names them (a target layer)."""
 
     def __init__(self, cin: int, growth: int, n_layers: int) -> None:
         super().__init__()
         for i in range(n_layers):
             self.add_module(f"denselayer{i + 1}", DenseLayer(cin + i * growth, growth))
+        self.tap = nn.Identity()
         self.out_channels = cin + n_layers * growth
 
     def forward(self, x: Tensor) -> Tensor:
-        for layer in self.children():
+        layers = [m for name, m in self.named_children() if name.startswith("denselayer")]
+        for layer in layers[:-1]:
             x = torch.cat([x, layer(x)], dim=1)
-        return x
+        x = self.tap(x)
+        return torch.cat([x, layers[-1](x)], dim=1)
 
 
 def _transition(cin: int, cout: int) -> nn.Sequential:
@@ -165,7 +176,7 @@ def _transition(cin: int, cout: int) -> nn.Sequential:
 class TinyDenseNet(nn.Module):
     """DenseNet-style: stem, three dense blocks (32, 16, 8 px) joined by transitions, BN, pool, fc."""
 
-    target_layer_name = "features.denseblock3.denselayer3"
+    target_layer_name = "features.denseblock3.tap"
 
     def __init__(self, num_classes: int = 10, growth: int = 16, n_layers: int = 3) -> None:
         super().__init__()
