@@ -111,11 +111,11 @@ def test_location_test_loss_of_the_mask_is_zero_and_of_its_complement_large():
     assert fooling_success_rate(t, A["location"]) == 50.0
 
 
-def test_topk_test_loss_of_the_original_map_is_the_mean_of_its_top_values():
+def test_topk_test_loss_of_the_original_map_is_the_mean_of_its_squared_top_values():
     h0 = rand_maps(3, 10, 10)
     t = topk_test_loss(h0, h0, k=0.1)
     n0 = normalize(h0).reshape(3, -1)
-    expected = n0.topk(10, dim=1).values.mean(dim=1)
+    expected = n0.topk(10, dim=1).values.square().mean(dim=1)
     torch.testing.assert_close(t, expected)
     # a manipulated map that is zero on the original top-k positions succeeds completely
     moved = torch.where(topk_mask(normalize(h0)), torch.zeros_like(h0), h0.abs() + 1)

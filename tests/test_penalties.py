@@ -12,7 +12,6 @@ from robustbench_interp.attacks.location import location_loss as location_test_l
 from robustbench_interp.attacks.location import location_penalty
 from robustbench_interp.attacks.topk import topk_loss as topk_test_loss
 from robustbench_interp.attacks.topk import topk_penalty
-from robustbench_interp.errors import ConfigError
 from robustbench_interp.metrics import (
     fooling_success_rate,
     location_mask,
@@ -32,9 +31,9 @@ def test_location_penalty_is_zero_on_the_mask_and_the_batch_mean_of_the_test_los
     assert location_penalty(h).item() == pytest.approx(location_test_loss(h).mean().item(), rel=1e-6)
 
 
-def test_topk_penalty_of_the_original_map_equals_the_mean_of_its_top_values():
+def test_topk_penalty_of_the_original_map_equals_the_mean_of_its_squared_top_values():
     h0 = rand_maps(3, 10, 10)
-    expected = normalize(h0).reshape(3, -1).topk(10, dim=1).values.mean()
+    expected = normalize(h0).reshape(3, -1).topk(10, dim=1).values.square().mean()
     assert topk_penalty(h0, h0, k=0.1).item() == pytest.approx(expected.item(), rel=1e-6)
     assert topk_penalty(h0, h0).item() == pytest.approx(topk_test_loss(h0, h0).mean().item(), rel=1e-6)
 
@@ -59,18 +58,14 @@ def test_center_mass_penalty_is_minus_the_l1_distance_in_grid_cells():
     assert center_mass_penalty(a, a).item() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_active_penalty_is_zero_for_swapped_maps_and_sum_is_grid_size_times_mean():
+def test_active_penalty_is_zero_for_swapped_maps_and_half_the_sum_of_two_mses():
     c1, c2 = rand_maps(3, 7, 7, seed=4), rand_maps(3, 7, 7, seed=5)
     assert active_penalty(c2, c1, c1, c2).item() == pytest.approx(0.0, abs=1e-10)
     h1, h2 = rand_maps(3, 7, 7, seed=6), rand_maps(3, 7, 7, seed=7)
-    total = active_penalty(h1, h2, c1, c2, reduction="sum")
-    mean = active_penalty(h1, h2, c1, c2, reduction="mean")
-    assert total.item() == pytest.approx(49 * mean.item(), rel=1e-6)
-    expected = ((normalize(h1) - normalize(c2)).square().sum(dim=(1, 2))
-                + (normalize(h2) - normalize(c1)).square().sum(dim=(1, 2))).mean()
-    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
-    with pytest.raises(ConfigError, match="reduction"):
-        active_penalty(h1, h2, c1, c2, reduction="max")
+    # the authors' 0.5 * (mse + mse): means over images and positions
+    mse = torch.nn.functional.mse_loss
+    expected = 0.5 * (mse(normalize(h1), normalize(c2)) + mse(normalize(h2), normalize(c1)))
+    assert active_penalty(h1, h2, c1, c2).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("name", ["location", "topk", "center_mass", "active"])

@@ -13,7 +13,7 @@ def test_imagenet_presets_are_the_papers_table():
     p, own = preset("imagenet", "resnet50", "location", "lrp_t")
     assert (p.lr, p.lam, p.batch_size, p.cooldown, own) == (1e-6, 4.0, 8, 0.0, {})
     p, own = preset("imagenet", "densenet121", "active", "gradcam")
-    assert (p.lr, p.lam, own["reduction"]) == (6e-6, 15.0, "sum")
+    assert (p.lr, p.lam, own) == (6e-6, 15.0, {})
     assert preset("imagenet", "vgg19", "topk", "simplegrad")[0].lr == 3e-7  # the Grad-CAM row
 
 
@@ -21,7 +21,7 @@ def test_tiny_presets_use_the_swept_schedule_and_lrps_smaller_learning_rate():
     p, _ = preset("tiny", "vgg", "location", "gradcam")
     assert (p.lr, p.lam, p.steps, p.batch_size, p.cooldown) == (1e-3, 10.0, 500, 32, 0.4)
     assert preset("tiny", "vgg", "location", "lrp")[0].lr == 1e-4
-    assert preset("tiny", "vgg", "active", "gradcam")[1]["reduction"] == "mean"
+    assert preset("tiny", "vgg", "active", "gradcam")[1] == {}
 
 
 def test_an_adv_model_keeps_free_adversarial_training_and_overrides_apply_last():
