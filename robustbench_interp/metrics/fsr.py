@@ -36,17 +36,25 @@ def _interval(interval: Any) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def successes(t: Tensor | Sequence[float], interval: Interval) -> Tensor:
+def successes(t: Tensor | Sequence[float], interval: Interval, degenerate: Tensor | None = None) -> Tensor:
     """Boolean ``[N]``: which test losses lie in the closed interval (or the attack's).
 
-    A NaN test loss is never a success. The bounds are compared in the dtype of ``t`` (float32
-    test losses against ``float32(0.2)``), so a test loss equal to a bound counts as inside.
+    A NaN test loss is never a success, nor is the test loss of a map flagged in ``degenerate``
+    (boolean ``[N]``: an empty or constant map is conspicuous, not fooled; SPEC section 8). The
+    bounds are compared in the dtype of ``t`` (float32 test losses against ``float32(0.2)``), so a
+    test loss equal to a bound counts as inside.
     """
     lo, hi = _interval(interval)
     t = torch.as_tensor(t).detach().reshape(-1)
     if not t.is_floating_point():
         t = t.double()
-    return (t >= lo) & (t <= hi)
+    hit = (t >= lo) & (t <= hi)
+    if degenerate is not None:
+        degenerate = torch.as_tensor(degenerate).reshape(-1).to(hit.device)
+        if degenerate.numel() != hit.numel():
+            raise ConfigError(f"need one degenerate flag per test loss, got {degenerate.numel()} and {hit.numel()}")
+        hit = hit & ~degenerate
+    return hit
 
 
 def fooling_success_rate(t: Tensor | Sequence[float], interval: Interval) -> float:
@@ -77,7 +85,7 @@ def fsr_confidence_interval(successes: int, n: int, *, z: float = 1.959963984540
 
 
 def fsr_by_class(
-    t: Tensor | Sequence[float], labels: Tensor | Sequence[int], interval: Interval
+    t: Tensor | Sequence[float], labels: Tensor | Sequence[int], interval: Interval, degenerate: Tensor | None = None
 ) -> dict[str, float]:
     """FSR (percent) of the images of each class, keyed by the class index as a string.
 
@@ -85,21 +93,23 @@ def fsr_by_class(
     the penalty's target region gets no gradient from the penalty (the normalisation's ReLU) and
     stays unfooled. The per-class rates show it.
     """
-    hit = successes(t, interval)
+    hit = successes(t, interval, degenerate)
     labels = torch.as_tensor(labels).reshape(-1)
     if labels.numel() != hit.numel():
         raise ConfigError(f"need one label per test loss, got {labels.numel()} labels and {hit.numel()} losses")
     return {str(int(c)): 100.0 * float(hit[labels == c].double().mean()) for c in torch.unique(labels)}
 
 
-def fsr_summary(t: Tensor, t0: Tensor, interval: Interval) -> dict[str, Any]:
+def fsr_summary(t: Tensor, t0: Tensor, interval: Interval, degenerate: Tensor | None = None,
+                degenerate0: Tensor | None = None) -> dict[str, Any]:
     """FSR and baseline FSR with their Wilson 95% intervals, as plain numbers for the store.
 
-    ``t`` are the test losses of ``w*`` against ``w0``, ``t0`` those with ``w*`` replaced by ``w0``.
-    Returns ``{"fsr", "fsr_ci", "baseline_fsr", "baseline_fsr_ci", "n", "successes",
-    "baseline_successes", "mean_test_loss"}`` (intervals as ``[low, high]`` lists).
+    ``t`` are the test losses of ``w*`` against ``w0``, ``t0`` those with ``w*`` replaced by ``w0``;
+    ``degenerate`` / ``degenerate0`` flag the maps of ``w*`` / ``w0`` that are empty or constant
+    (never successes). Returns ``{"fsr", "fsr_ci", "baseline_fsr", "baseline_fsr_ci", "n",
+    "successes", "baseline_successes", "mean_test_loss"}`` (intervals as ``[low, high]`` lists).
     """
-    hit, hit0 = successes(t, interval), successes(t0, interval)
+    hit, hit0 = successes(t, interval, degenerate), successes(t0, interval, degenerate0)
     n = int(hit.numel())
     if n == 0 or int(hit0.numel()) != n:
         raise ConfigError(

@@ -51,6 +51,25 @@ def normalize(h: Tensor) -> Tensor:
     return r / (peak + EPS)
 
 
+#: A normalised map whose values span less than this over the grid is constant (SPEC section 8).
+CONSTANT_SPAN = 1e-6
+
+
+def empty_maps(h: Tensor) -> Tensor:
+    """Boolean ``[B]``: the maps whose ``n(h)`` is all zero, i.e. no value above the normalisation's
+    epsilon (a map with nothing positive says nothing a user could be misled by; SPEC section 8)."""
+    check_maps(h)
+    return torch.relu(h.detach()).amax(dim=(1, 2)) <= EPS
+
+
+def constant_maps(h: Tensor) -> Tensor:
+    """Boolean ``[B]``: the maps whose ``n(h)`` is the same at every position (empty maps included):
+    they point nowhere, so no attack's test loss can call them fooled."""
+    n = normalize(h.detach())
+    span = n.amax(dim=(1, 2)) - n.amin(dim=(1, 2))
+    return (span <= CONSTANT_SPAN) | empty_maps(h)
+
+
 def location_mask(l_h: int, l_w: int, *, device: torch.device | str | None = None,
                   dtype: torch.dtype = torch.float32) -> Tensor:
     """The Location target ``m[l_h, l_w]``: 1 on a border frame, 0 inside (SPEC section 3).
