@@ -74,12 +74,13 @@ def compute_maps(
 
 @dataclass
 class TrackData:
-    """The data of a track that cells share: the training split, the scored images and labels, the
-    accuracy set, and the composites of two-class attacks (by class pair)."""
+    """The data of a track that cells share: the training split, the scored images and labels (of
+    the track's ``eval_split``), the accuracy set, and the composites of two-class attacks (by
+    class pair)."""
 
     train: Dataset
-    val_x: Tensor
-    val_y: Tensor
+    eval_x: Tensor
+    eval_y: Tensor
     accuracy_set: Dataset
     composites_train: dict[tuple[int, int], Dataset] = field(default_factory=dict)
     composites_eval: dict[tuple[int, int], Tensor] = field(default_factory=dict)
@@ -102,8 +103,8 @@ def _size(name: str, value: int | None) -> int | None:
 class Resources:
     """Base models, data and reference maps of a run, each loaded or computed once.
 
-    ``eval_size`` images of the validation split (and of the held-out composites) are scored;
-    ``accuracy_size`` images of it measure accuracy (None: all); ``batch_size`` images go through
+    ``eval_size`` images of the track's evaluation split (tiny: "test"; and of its scored composites)
+    are scored; ``accuracy_size`` images of it measure accuracy (None: all); ``batch_size`` images go through
     an interpreter at once.
     """
 
@@ -181,20 +182,23 @@ class Resources:
         """The track's shared data (generated or read once)."""
         if track not in self._data:
             from robustbench_interp.data import get_dataset
+            from robustbench_interp.tracks import get_track
 
-            val = get_dataset(track, "val", root=self.data_root)
-            val_x, val_y = stack_dataset(first(val, self.eval_size))[:2]
+            scored = get_dataset(track, get_track(track).eval_split, root=self.data_root)
+            eval_x, eval_y = stack_dataset(first(scored, self.eval_size))[:2]
             self._data[track] = TrackData(
                 train=get_dataset(track, "train", root=self.data_root),
-                val_x=val_x,
-                val_y=val_y.long(),
-                accuracy_set=first(val, self.accuracy_size),
+                eval_x=eval_x,
+                eval_y=eval_y.long(),
+                accuracy_set=first(scored, self.accuracy_size),
             )
         return self._data[track]
 
     def composites(self, track: str, classes: tuple[int, int], part: str) -> Any:
-        """The composites of a class pair: the "train" dataset, or the stacked "heldout" images scored."""
+        """The composites of a class pair: the "train" dataset, or the stacked images scored (``part``
+        "eval": the track's ``eval_composites``)."""
         from robustbench_interp.data import get_composites
+        from robustbench_interp.tracks import get_track
 
         data = self.data(track)
         if part == "train":
@@ -202,8 +206,8 @@ class Resources:
                 data.composites_train[classes] = get_composites(track, *classes, "train", root=self.data_root)
             return data.composites_train[classes]
         if classes not in data.composites_eval:
-            heldout = get_composites(track, *classes, "heldout", root=self.data_root)
-            data.composites_eval[classes] = stack_dataset(first(heldout, self.eval_size))[0]
+            scored = get_composites(track, *classes, get_track(track).eval_composites, root=self.data_root)
+            data.composites_eval[classes] = stack_dataset(first(scored, self.eval_size))[0]
         return data.composites_eval[classes]
 
     def fooling_data(self, cfg: CellConfig) -> Dataset | None:
@@ -212,11 +216,12 @@ class Resources:
 
     def eval_sets(self, cfg: CellConfig) -> list[EvalSet]:
         """The evaluation data of a cell as ``(key, x, target)``, one per target of the attack: the
-        validation images with their labels, or the held-out composites with c1, then c2."""
+        images of the track's evaluation split with their labels, or the scored composites with c1,
+        then c2."""
         if not get_attack(cfg.attack).two_classes:
             data = self.data(cfg.track)
-            return [("val", data.val_x, data.val_y)]
-        x = self.composites(cfg.track, cfg.classes, "heldout")
+            return [("eval", data.eval_x, data.eval_y)]
+        x = self.composites(cfg.track, cfg.classes, "eval")
         c1, c2 = cfg.classes
         return [(f"active-{c1}-{c2}-{name}", x, torch.full((len(x),), c, dtype=torch.long))
                 for name, c in (("c1", c1), ("c2", c2))]

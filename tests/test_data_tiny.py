@@ -172,14 +172,17 @@ def test_composite_parts_differ_and_bad_classes_fail():
     c1, c2 = get_track("tiny").active_classes
     train_part = tiny_composites(c1, c2, "train", n=10)
     heldout = tiny_composites(c1, c2, "heldout", n=10)
+    test_part = tiny_composites(c1, c2, "test", n=10)
     assert not torch.allclose(train_part.images, heldout.images)
+    assert not torch.allclose(test_part.images, heldout.images)
     assert len(get_composites("tiny", c1, c2, "heldout")) == 500
+    assert len(get_composites("tiny", c1, c2, "test")) == 500
     with pytest.raises(ConfigError, match="differ"):
         tiny_composites(c1, c1, "train", n=4)
     with pytest.raises(ConfigError, match="class index"):
         tiny_composites(c1, 99, "train", n=4)
     with pytest.raises(ConfigError, match="part"):
-        tiny_composites(c1, c2, "test", n=4)
+        tiny_composites(c1, c2, "validation", n=4)
 
 
 def test_the_tiny_active_pair_is_triangle_and_cross():

@@ -47,8 +47,9 @@ def get_composites(
 ) -> Dataset:
     """Active-fooling composites of classes ``c1``, ``c2`` (default: the track's ``active_classes``).
 
-    ``part`` is "train" (the attack's fine-tuning data) or "heldout" (where Active FSR is measured);
-    the two never share an image. Items are ``(image, c1_mask, c2_mask)``.
+    ``part`` is "train" (the attack's fine-tuning data), "heldout" (for choosing hyper-parameters)
+    or, on tracks that have one, "test" (where the Active FSR is scored: the track's
+    ``eval_composites``); no two parts share an image. Items are ``(image, c1_mask, c2_mask)``.
     """
     from robustbench_interp.tracks import get_track
 

@@ -9,7 +9,9 @@ attributes.
 
 On the tiny track each quadrant is a 32x32 render of the tiny generator (objects at the small end
 of the tiny scale range, so an object has the same size in pixels as in an ordinary small image);
-the "train" part (1000 composites) and the "heldout" part (500) come from separate seed streams.
+the "train" part (1000 composites), the "heldout" part (500) and the "test" part (500) come from
+separate seed streams. "train" is the attack's fine-tuning data, "heldout" is for choosing
+hyper-parameters, and "test", which nothing is tuned on, is where the Active FSR is scored.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from torch.utils.data import Dataset
 from robustbench_interp.data import tiny
 from robustbench_interp.errors import ConfigError
 
-PARTS = ("train", "heldout")
-DEFAULT_COMPOSITE_SIZES = {"train": 1000, "heldout": 500}
+PARTS = ("train", "heldout", "test")
+DEFAULT_COMPOSITE_SIZES = {"train": 1000, "heldout": 500, "test": 500}
 #: Probability that a filler quadrant holds an object of another class (else background only).
 _FILLER_OBJECT_P = 0.5
 

@@ -180,6 +180,9 @@ def imagenet_composites(
     """Composites of ImageNet classes ``c1`` and ``c2`` (indices or wnids); ``n`` defaults to as many
     as there are images of the rarer of the two classes (each used once)."""
     check_part(part)
+    if part not in PARTS_OFFSET:
+        raise ConfigError(f"the imagenet track's composites have the parts {', '.join(PARTS_OFFSET)} (ImageNet "
+                          f"has no labelled test split), got {part!r}")
     base = resolve_root(root)
     split = "train" if part == "train" else "val"
     folder = _split_folder(base, split)

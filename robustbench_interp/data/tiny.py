@@ -49,7 +49,7 @@ SPLITS = ("train", "val", "test")
 DEFAULT_SIZES = {"train": 5000, "val": 1000, "test": 1000}
 DEFAULT_SEED = 0
 # Each split draws from its own stream: SeedSequence(seed).spawn(...)[index]; composites use 3, 4.
-_STREAM = {"train": 0, "val": 1, "test": 2, "composites-train": 3, "composites-heldout": 4}
+_STREAM = {"train": 0, "val": 1, "test": 2, "composites-train": 3, "composites-heldout": 4, "composites-test": 5}
 
 #: Object half-size in pixels (independent of class). Composite quadrants use the low end, so an
 #: object has the same absolute size in a composite as in a small ordinary image.

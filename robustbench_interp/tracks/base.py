@@ -66,8 +66,16 @@ class Track(abc.ABC):
     adv_eps: ClassVar[float]
     #: Replays m of each minibatch in that adversarial training (Shafahi et al. 2019).
     adv_replays: ClassVar[int] = 4
-    #: The dataset splits; "val" is what a cell scores.
+    #: The seeds every adaptive cell is manipulated with (SPEC section 8: at least 3 on tiny); the
+    #: leaderboard reports their mean, spread and per-seed values.
+    seeds: ClassVar[tuple[int, ...]] = (0,)
+    #: The dataset splits.
     splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
+    #: The split a cell is scored and its accuracy measured on: never one that hyper-parameters were
+    #: chosen on (SPEC section 4).
+    eval_split: ClassVar[str] = "test"
+    #: The part of the Active composites a two-class attack is scored on.
+    eval_composites: ClassVar[str] = "test"
 
     @abc.abstractmethod
     def architectures(self) -> list[str]:
@@ -79,7 +87,7 @@ class Track(abc.ABC):
 
     @abc.abstractmethod
     def composites(self, c1: int, c2: int, part: str, root: str | os.PathLike | None = None) -> Dataset:
-        """Active composites ``(x, c1_mask, c2_mask)``; ``part`` is "train" or "heldout"."""
+        """Active composites ``(x, c1_mask, c2_mask)``; ``part`` is "train", "heldout" or "test"."""
 
     @abc.abstractmethod
     def build_model(self, arch: str, adv: bool, *, weights: Any, config: Any, progress: bool

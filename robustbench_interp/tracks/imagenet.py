@@ -29,6 +29,9 @@ class ImageNetTrack(Track):
     schedule = Schedule(epochs=1, batch_size=8)  # the paper: one pass, batch 8, constant lr
     adv_eps = 2 / 255
     adv_replays = 4
+    # ImageNet has no labelled test split; its hyper-parameters are the paper's, not chosen on "val".
+    eval_split = "val"
+    eval_composites = "heldout"
 
     def architectures(self) -> list[str]:
         from robustbench_interp.models.imagenet import ARCHITECTURES
