@@ -23,6 +23,7 @@ from robustbench_interp.options import (
     overrides,
     selected_attacks,
     selected_models,
+    selected_seeds,
     split_list,
 )
 from robustbench_interp.regression import DEFAULT_TOLERANCES
@@ -106,7 +107,8 @@ def run_cells(args: argparse.Namespace, track: str, models: list[str], attacks: 
     from robustbench_interp.errors import ConfigError
     from robustbench_interp.grid import leaderboard_grid, main_grid
 
-    kw = dict(seed=args.rbi_seed, overrides=overrides(args.rbi_lr, args.rbi_lam, args.rbi_steps, args.rbi_cooldown))
+    kw = dict(seeds=selected_seeds(args.rbi_seeds),
+              overrides=overrides(args.rbi_lr, args.rbi_lam, args.rbi_steps, args.rbi_cooldown))
     if args.grid == "leaderboard":
         if args.rbi_interpreter:
             raise ConfigError("--grid leaderboard chooses the attacking interpreters itself (every registered one); "
@@ -258,7 +260,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not cells:
         raise ConfigError(f"--cells {args.cells!r} names no cell; give model:attack:interpreter,... or leave it out")
     scorers = CHECK_SCORERS if args.score_with is None else split_list(args.score_with) or []
-    grid = check_grid(track, cells, scorers, seed=args.rbi_seed)
+    grid = check_grid(track, cells, scorers, seeds=selected_seeds(args.rbi_seeds))
     check_interpreter_names([*(c.interpreter for c in grid.cells), *grid.scorers])
     root = _store_for_writing(args.rbi_store).root if args.rbi_store else Path(tempfile.mkdtemp(prefix="rbi-check-"))
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
@@ -22,8 +22,14 @@ from robustbench_interp.errors import ConfigError
 #: every cell's hash, so old records are no longer found and cells are recomputed, while the old
 #: files stay on disk (the leaderboard reads the current version's records only). Version 2: an
 #: attack's own hyper-parameters (Top-k's k, Active's reduction) moved from ``params`` to
-#: ``attack_params``; no number changed.
-BENCHMARK_VERSION = "2"
+#: ``attack_params``; no number changed. Version 3 (honest scoring, SPEC section 8): target layers at
+#: the input of the last block, Top-k on squared values, Active's 0.5 * (mse + mse), empty and
+#: constant maps never successes, scoring on the test split, control cells, published base weights.
+BENCHMARK_VERSION = "3"
+
+#: The attacking "interpreter" of a control cell: the same fine-tuning with lambda = 0 (SPEC
+#: section 8), so no interpreter is involved; the scorers' FSR on it is the control FSR.
+CONTROL = "control"
 
 
 def _number(name: str, value: Any, *, integer: bool = False) -> Any:
@@ -200,6 +206,14 @@ class CellConfig:
         set_(self, "attack_params", _attack_params(self.attack, self.attack_params))
         set_(self, "seed", _number("seed", self.seed, integer=True))
         set_(self, "classes", self._check_classes())
+        if self.is_control and (self.params.lam != 0 or self.interpreter_params):
+            raise ConfigError(f"a control cell ({CONTROL!r}) fine-tunes with lambda = 0 and no interpreter; got "
+                              f"lam={self.params.lam}, interpreter_params={dict(self.interpreter_params)}")
+
+    @property
+    def is_control(self) -> bool:
+        """Whether this is a control cell (:data:`CONTROL`)."""
+        return self.interpreter == CONTROL
 
     def _check_classes(self) -> tuple[int, int] | None:
         two = _two_classes(self.attack)
@@ -251,6 +265,13 @@ class CellConfig:
     def cell_id(self) -> str:
         """First 16 hex characters of the SHA-256 of :meth:`canonical_json`; stable across processes."""
         return hashlib.sha256(self.canonical_json().encode("ascii")).hexdigest()[:16]
+
+    @property
+    def control(self) -> CellConfig:
+        """The control of this cell: the same model, attack, data, schedule, learning rate and seed,
+        with lambda = 0 and no interpreter (cells that differ only in their interpreter or lambda
+        share it)."""
+        return replace(self, interpreter=CONTROL, interpreter_params=(), params=replace(self.params, lam=0.0))
 
     @property
     def label(self) -> str:

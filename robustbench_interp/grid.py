@@ -19,34 +19,61 @@ def build_grid(
     attacks: Iterable[str],
     interpreters: Sequence[str],
     *,
-    seed: int = 0,
+    seeds: Sequence[int] | None = None,
     classes: tuple[int, int] | None = None,
     overrides: dict[str, Any] | None = None,
     interpreter_params: dict[str, dict[str, Any]] | None = None,
 ) -> list[CellConfig]:
-    """One :class:`CellConfig` per (attack, model, interpreter), hyper-parameters from the presets.
+    """One :class:`CellConfig` per (seed, attack, model, interpreter), hyper-parameters from the
+    presets, seed-major (every cell of the first seed comes first).
 
-    ``overrides`` (e.g. ``{"lr": 1e-5}``) apply to every cell; ``interpreter_params`` maps an
-    interpreter spec to its keyword arguments. A two-class attack (Active) uses ``classes`` or
-    the track's pair. Unknown track and attack names fail before any cell is built.
+    ``seeds`` defaults to (0,) (the named grids below use the track's seeds, tiny: 0, 1, 2). ``overrides`` (e.g. ``{"lr": 1e-5}``) apply
+    to every cell; ``interpreter_params`` maps an interpreter spec to its keyword arguments. A
+    two-class attack (Active) uses ``classes`` or the track's pair. Unknown track and attack names
+    fail before any cell is built.
     """
     spec = get_track(track)
     attacks = check_attack_names(list(attacks))
+    seeds = check_seeds(seeds, (0,))
     overrides = overrides or {}
     interpreter_params = interpreter_params or {}
     cells = []
-    for name in attacks:
-        attack = get_attack(name)
-        pair = (classes or spec.active_classes) if attack.two_classes else None
-        for model in models:
-            for interp in interpreters:
-                params, attack_params = preset(spec.name, model, attack, interp, **overrides)
-                cells.append(CellConfig(
-                    track=spec.name, model=model, attack=name, interpreter=interp, params=params,
-                    attack_params=attack_params, interpreter_params=interpreter_params.get(interp, {}),
-                    seed=seed, classes=pair,
-                ))
+    for seed in seeds:
+        for name in attacks:
+            attack = get_attack(name)
+            pair = (classes or spec.active_classes) if attack.two_classes else None
+            for model in models:
+                for interp in interpreters:
+                    params, attack_params = preset(spec.name, model, attack, interp, **overrides)
+                    cells.append(CellConfig(
+                        track=spec.name, model=model, attack=name, interpreter=interp, params=params,
+                        attack_params=attack_params, interpreter_params=interpreter_params.get(interp, {}),
+                        seed=seed, classes=pair,
+                    ))
     return cells
+
+
+def check_seeds(seeds: Sequence[int] | None, default: Sequence[int]) -> tuple[int, ...]:
+    """``seeds`` (or ``default`` when None or empty) as a tuple of distinct non-negative integers."""
+    from robustbench_interp.errors import ConfigError
+
+    chosen = tuple(seeds) if seeds else tuple(default)
+    bad = [s for s in chosen if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+    if bad or len(set(chosen)) != len(chosen):
+        raise ConfigError(f"seeds must be distinct non-negative integers (e.g. 0,1,2), got {list(chosen)}")
+    return chosen
+
+
+def with_controls(cells: Iterable[CellConfig]) -> tuple[CellConfig, ...]:
+    """``cells`` with the control of each (:attr:`CellConfig.control`: lambda = 0, no interpreter;
+    SPEC section 8) placed just before the first cell that needs it; a control is listed once."""
+    out: dict[str, CellConfig] = {}
+    for cell in cells:
+        if not cell.is_control:
+            control = cell.control
+            out.setdefault(control.cell_id, control)
+        out.setdefault(cell.cell_id, cell)
+    return tuple(out.values())
 
 
 # ------------------------------------------------------------------------------ the named grids
@@ -79,11 +106,17 @@ CHECK_SCORERS = ("lrp_t",)
 
 @dataclass(frozen=True)
 class Grid:
-    """A named grid: its cells and the interpreters scored on each (the attacking ones first)."""
+    """A named grid: its cells (the controls included) and the interpreters scored on each (the
+    attacking ones first)."""
 
     name: str
     cells: tuple[CellConfig, ...]
     scorers: tuple[str, ...]
+
+    @property
+    def attacked(self) -> tuple[CellConfig, ...]:
+        """The cells manipulated through an interpreter (the grid without its controls)."""
+        return tuple(c for c in self.cells if not c.is_control)
 
 
 def differentiable(names: Sequence[str]) -> list[str]:
@@ -106,6 +139,11 @@ def _scorers(attackers: Sequence[str], scorers: Sequence[str]) -> tuple[str, ...
     return tuple(dict.fromkeys([*attackers, *scorers]))  # the adaptive scores first, no repeats
 
 
+def _track_seeds(track: str, kw: dict[str, Any]) -> dict[str, Any]:
+    """``kw`` with ``seeds`` set to the track's seeds unless given."""
+    return {**kw, "seeds": kw.get("seeds") or get_track(track).seeds}
+
+
 def main_grid(track: str, models: Sequence[str], attacks: Sequence[str], attackers: Sequence[str] = (),
               scorers: Sequence[str] = (), **kw: Any) -> Grid:
     """The main job: every attack x model through ``attackers`` (default :data:`RUN_ATTACKERS`; "all"
@@ -119,7 +157,9 @@ def main_grid(track: str, models: Sequence[str], attacks: Sequence[str], attacke
     scorers = list(scorers) or list(RUN_SCORERS)
     if "all" in scorers:
         scorers = list_interpreters()
-    return Grid("main", tuple(build_grid(track, models, attacks, attackers, **kw)), _scorers(attackers, scorers))
+    kw = _track_seeds(track, kw)
+    return Grid("main", with_controls(build_grid(track, models, attacks, attackers, **kw)),
+                _scorers(attackers, scorers))
 
 
 def leaderboard_grid(track: str, models: Sequence[str], attacks: Sequence[str], scorers: Sequence[str] = (),
@@ -129,12 +169,15 @@ def leaderboard_grid(track: str, models: Sequence[str], attacks: Sequence[str], 
     from robustbench_interp.interpreters import list_interpreters
 
     every = list_interpreters()
+    kw = _track_seeds(track, kw)
     attackers = differentiable([*RUN_ATTACKERS, *(n for n in every if n not in RUN_ATTACKERS)])
     cells = [cell for name in attackers
              for cell in build_grid(track, [m for m in models if m in LEADERBOARD_ATTACK_MODELS.get(name, models)],
                                     attacks, [name], **kw)]
     scorers = every if not scorers or "all" in scorers else list(scorers)
-    return Grid("leaderboard", tuple(cells), _scorers(attackers, scorers))
+    order = {seed: i for i, seed in enumerate(dict.fromkeys(c.seed for c in cells))}
+    cells.sort(key=lambda c: order[c.seed])  # seed-major: the first seed's grid is complete first
+    return Grid("leaderboard", with_controls(cells), _scorers(attackers, scorers))
 
 
 def submission_grid(track: str, models: Sequence[str], attacks: Sequence[str], specs: Sequence[str],
@@ -142,7 +185,8 @@ def submission_grid(track: str, models: Sequence[str], attacks: Sequence[str], s
     """A submission's grids: its adaptive cells (every attack x model through each spec), and the
     transfer cells (the models manipulated through :data:`SUBMISSION_TRANSFER_ATTACKERS`, scored by
     the specs)."""
-    adaptive = Grid("submission", tuple(build_grid(track, models, attacks, specs, **kw)), tuple(specs))
+    kw = _track_seeds(track, kw)
+    adaptive = Grid("submission", with_controls(build_grid(track, models, attacks, specs, **kw)), tuple(specs))
     transfer = Grid("submission-transfer", tuple(build_grid(track, models, attacks,
                                                             list(SUBMISSION_TRANSFER_ATTACKERS), **kw)), tuple(specs))
     return adaptive, transfer
@@ -160,10 +204,15 @@ def parse_cell(text: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
+#: The seeds the regression check recomputes (its tolerances come from the committed seeds' spread).
+CHECK_SEEDS = (0,)
+
+
 def check_grid(track: str, cells: Sequence[str] = CHECK_CELLS, scorers: Sequence[str] = CHECK_SCORERS,
-               **kw: Any) -> Grid:
-    """The regression check's cells (``model:attack:interpreter`` each) and the interpreters scored on
-    them besides the attacking ones."""
+               seeds: Sequence[int] | None = None, **kw: Any) -> Grid:
+    """The regression check's cells (``model:attack:interpreter`` each, for :data:`CHECK_SEEDS`
+    unless ``seeds`` says otherwise) and the interpreters scored on them besides the attacking ones."""
+    kw["seeds"] = seeds or CHECK_SEEDS
     parsed = [parse_cell(text) for text in cells]
     built = [cell for model, attack, interp in parsed for cell in build_grid(track, [model], [attack], [interp], **kw)]
     return Grid("check", tuple(built), tuple(scorers))

@@ -35,11 +35,13 @@ OPTIONS: list[Option] = [
     ("device", {"default": "cpu", "dest": "rbi_device", "help": "cpu, cuda or cuda:N (default: cpu)"}),
     ("store", {"default": DEFAULT_STORE, "dest": "rbi_store",
                "help": "results store folder (default: ./results or $RBI_STORE)"}),
-    ("seed", {"default": 0, "type": int, "dest": "rbi_seed", "help": "seed of every cell (default: 0)"}),
+    ("seeds", {"default": None, "dest": "rbi_seeds", "metavar": "S1,S2",
+               "help": "comma-separated seeds; each cell is manipulated once per seed (default: the track's, "
+                       "tiny: 0,1,2)"}),
     ("eval-size", {"default": 256, "type": int, "dest": "rbi_eval_size",
-                   "help": "validation images (and held-out composites) scored per cell (default: 256)"}),
+                   "help": "test images (and test composites) scored per cell (default: 256)"}),
     ("accuracy-size", {"default": None, "type": int, "dest": "rbi_accuracy_size",
-                       "help": "validation images used for top-1/top-5 accuracy (default: all)"}),
+                       "help": "test images used for top-1/top-5 accuracy (default: all)"}),
     ("data-root", {"default": None, "dest": "rbi_data_root",
                    "help": "ImageNet folder for the imagenet track (or $RBI_IMAGENET_ROOT)"}),
     ("lr", {"default": None, "type": float, "dest": "rbi_lr", "help": "override the preset learning rate"}),
@@ -77,6 +79,19 @@ def split_list(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def selected_seeds(value: str | None) -> list[int] | None:
+    """The ``--seeds`` selection as integers (None: the track's seeds); a bad value is a usage error."""
+    from robustbench_interp.errors import ConfigError
+
+    items = split_list(value)
+    if items is None:
+        return None
+    try:
+        return [int(item) for item in items]
+    except ValueError:
+        raise ConfigError(f"--seeds takes comma-separated integers (e.g. 0,1,2), got {value!r}") from None
 
 
 def selected_models(track: str, value: str | None) -> list[str]:

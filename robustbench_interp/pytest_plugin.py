@@ -28,6 +28,7 @@ from robustbench_interp.options import (
     overrides,
     selected_attacks,
     selected_models,
+    selected_seeds,
 )
 
 
@@ -94,7 +95,7 @@ class Suite:
         from robustbench_interp.grid import submission_grid
 
         return submission_grid(self.track, self.models(), self.attacks(), self.interpreters(),
-                               seed=self.opt("rbi_seed"),
+                               seeds=selected_seeds(self.opt("rbi_seeds")),
                                overrides=overrides(self.opt("rbi_lr"), self.opt("rbi_lam"), self.opt("rbi_steps"),
                                                    self.opt("rbi_cooldown")))
 
@@ -219,7 +220,7 @@ def rbi_batch(rbi_suite: Suite):
     """Eight validation images and their labels (on the suite's device)."""
     data = rbi_suite.bench.resources.data(rbi_suite.track)
     device = rbi_suite.bench.resources.device
-    return data.val_x[:8].to(device), data.val_y[:8].to(device)
+    return data.eval_x[:8].to(device), data.eval_y[:8].to(device)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

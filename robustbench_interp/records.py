@@ -21,6 +21,11 @@ from robustbench_interp.errors import ConfigError
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+#: A cell whose penalty has no gradient with respect to the weights (gradient masking, or an
+#: interpreter declared non-differentiable): it cannot be attacked adaptively, so its interpreter is
+#: ranked by transfer only, never as robust (SPEC section 8). Computed, so not retried.
+STATUS_NOT_ATTACKABLE = "not_attackable"
+STATUSES = (STATUS_OK, STATUS_FAILED, STATUS_NOT_ATTACKABLE)
 
 
 def without_lists(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,8 +52,8 @@ class _Record(Mapping):
             value = getattr(self, name)
             if not isinstance(value, kind):
                 raise ConfigError(f"{type(self).__name__}.{name} must be {kind}, got {value!r}")
-        if self.status not in (STATUS_OK, STATUS_FAILED):  # type: ignore[attr-defined]
-            raise ConfigError(f"status must be {STATUS_OK!r} or {STATUS_FAILED!r}, got {self.status!r}")  # type: ignore[attr-defined]
+        if self.status not in STATUSES:  # type: ignore[attr-defined]
+            raise ConfigError(f"status must be one of {STATUSES}, got {self.status!r}")  # type: ignore[attr-defined]
 
     @property
     def ok(self) -> bool:
@@ -95,7 +100,9 @@ class CellRecord(_Record):
     ``inputs`` is everything else its result depends on that its config does not say (the code
     version of a plug-in interpreter or attack, the evaluation sizes): a stored cell is reused only
     when they are today's;
-    ``provenance`` says where a record not written by the runner came from (None when it was)."""
+    ``provenance`` says where a record not written by the runner came from (None when it was);
+    ``control_cell`` is the id of the cell's control (the same fine-tuning with lambda = 0: SPEC
+    section 8), None for a control itself and for records written before controls existed."""
 
     cell_id: str
     status: str
@@ -108,12 +115,13 @@ class CellRecord(_Record):
     version: str = ""
     provenance: str | None = None
     inputs: dict[str, Any] | None = None
+    control_cell: str | None = None
 
     _required: ClassVar[tuple[str, ...]] = ("cell_id", "status", "config")
     _types: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "cell_id": str, "status": str, "config": dict, "label": str, "reason": (str, type(None)),
         "metrics": dict, "base_fingerprint": (str, type(None)), "created": str, "version": str,
-        "provenance": (str, type(None)), "inputs": (dict, type(None)),
+        "provenance": (str, type(None)), "inputs": (dict, type(None)), "control_cell": (str, type(None)),
     }
 
     __hash__ = None  # type: ignore[assignment]  (holds dicts)

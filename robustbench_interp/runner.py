@@ -11,11 +11,21 @@ Scoring (SPEC sections 4 and 5): interpreter J scores a manipulated model ``w*``
 of :mod:`robustbench_interp.metrics`. J = the attacking interpreter gives the adaptive score; any
 other J a transfer score. The inputs (models, data, reference maps) come from
 :class:`~robustbench_interp.resources.Resources`.
+
+A control cell (:attr:`CellConfig.is_control`: lambda = 0, no interpreter; SPEC section 8) is plain
+fine-tuning with its cells' schedule and seed; its weights depend on neither the attack nor an
+interpreter, so the controls of one (model, schedule, seed) share one manipulation. The scorers'
+FSRs on it are the control FSRs. An attacked cell whose penalty has no gradient with respect to the
+weights (gradient masking, :class:`~robustbench_interp.errors.GradientMaskingError`), or whose
+interpreter declares itself non-differentiable, is recorded as not attackable adaptively: its
+interpreter is ranked by transfer only.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -94,7 +104,8 @@ class Runner:
         """What a cell's result depends on besides its config: the code of a plug-in interpreter or
         attack, and the evaluation sizes. A stored cell whose inputs differ is recomputed."""
         res = self.resources
-        return {"interpreter_code": self._code(cfg.interpreter, INTERPRETERS), "attack_code": self._code(cfg.attack, ATTACKS),
+        interpreter_code = "none" if cfg.is_control else self._code(cfg.interpreter, INTERPRETERS)
+        return {"interpreter_code": interpreter_code, "attack_code": self._code(cfg.attack, ATTACKS),
                 "eval_size": res.eval_size, "accuracy_size": res.accuracy_size, "aopc_size": self.aopc_size}
 
     def score_inputs(self, cfg: CellConfig, spec: str) -> dict[str, Any]:
@@ -114,7 +125,7 @@ class Runner:
         if record.ok and record.base_fingerprint != self.resources.fingerprint(cfg.track, cfg.model):
             changed.insert(0, "the base model's weights")
         if not changed:
-            return record.ok or not self.retry_failed
+            return record.status != "failed" or not self.retry_failed
         self.log(f"cell {cfg.label}: {', '.join(changed)} changed since it was computed; recomputing")
         self.store.drop_scores(cfg.cell_id)
         return False
@@ -127,10 +138,21 @@ class Runner:
             return None
         return stored if stored.ok or not self.retry_failed else None
 
+    @staticmethod
+    def weights_key(cfg: CellConfig) -> str:
+        """The id under which the store keeps a cell's manipulated weights: the cell's own, or, for a
+        control, one shared by the controls of the same base model, schedule and seed (with lambda = 0
+        neither the attack nor an interpreter changes the weights)."""
+        if not cfg.is_control:
+            return cfg.cell_id
+        ident = {"track": cfg.track, "model": cfg.model, "params": cfg.params.to_dict(), "seed": cfg.seed,
+                 "version": cfg.version}
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
     def manipulated(self, cfg: CellConfig) -> nn.Module:
         """The manipulated model of a computed cell, from the store's weights."""
         base = self.resources.base(cfg.track, cfg.model)
-        path = self.store.weights_path(cfg.cell_id)
+        path = self.store.weights_path(self.weights_key(cfg))
         if not path.exists():
             raise MissingResourceError(f"no manipulated weights for cell {cfg.label} ({cfg.cell_id}) at {path}; "
                                        "compute the cell first (rbi run, or Runner.run_cell)")
@@ -145,7 +167,12 @@ class Runner:
         if problem is not None:
             raise IsolationError(f"interpreter {spec!r} left {problem}; an interpreter must not modify the model")
 
-    def _manipulate(self, cfg: CellConfig, interpreter: Interpreter) -> tuple[nn.Module, dict[str, Any]]:
+    def _manipulate(self, cfg: CellConfig, interpreter: Interpreter | None) -> tuple[nn.Module, dict[str, Any]]:
+        """Fine-tune the cell's base model (through ``interpreter``; None for a control, whose
+        weights are shared: see :meth:`weights_key`) and save the weights."""
+        path = self.store.weights_path(self.weights_key(cfg))
+        if cfg.is_control and path.exists():  # another control of the same model, schedule and seed
+            return self.manipulated(cfg), {"weights_shared": True}
         base = self.resources.base(cfg.track, cfg.model)
 
         def report(step: int, total: int, losses: dict[str, float]) -> None:
@@ -158,7 +185,7 @@ class Runner:
             attack_params=dict(cfg.attack_params), classes=cfg.classes, seed=cfg.seed,
             device=self.resources.device, progress=report,
         )
-        atomic_save_state_dict(self.store.weights_path(cfg.cell_id), result.model.state_dict())
+        atomic_save_state_dict(path, result.model.state_dict())
         last = result.history[-1] if result.history else {}
         summary = {
             "manipulation_seconds": result.seconds,
@@ -166,6 +193,7 @@ class Runner:
             "final_ce": last.get("ce"),
             "final_penalty": last.get("penalty"),
             "first_penalty": result.history[0]["penalty"] if result.history else None,
+            "penalty_grad_norms": list(getattr(result, "penalty_grad_norms", []) or []),
         }
         return result.model, summary
 
@@ -181,6 +209,14 @@ class Runner:
             raise
         except Exception as exc:  # a plug-in attack's test loss failed: the score fails, not the run
             raise AttackError(f"the test loss of attack {cfg.attack!r} raised {type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def scorer(spec: str, params: Any = ()) -> Interpreter:
+        """Interpreter ``spec`` as it scores: a stochastic one draws its noise from the scoring seed,
+        which no manipulation step ever uses (SPEC section 8)."""
+        from robustbench_interp.interpreters.noise import scoring_interpreter
+
+        return scoring_interpreter(get_interpreter(spec, **dict(params)))
 
     def aopc(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
         """AOPC of w0 with its maps and of w* with its own and with w0's maps (passive attacks)."""
@@ -200,36 +236,46 @@ class Runner:
         if self.is_done(cfg):
             return self.store.get(cfg.cell_id)  # type: ignore[return-value]
         res = self.resources
+        adaptive = None
         try:
-            interpreter = get_interpreter(cfg.interpreter, **dict(cfg.interpreter_params))
-            if not interpreter.differentiable:
-                raise NotDifferentiableError(
-                    f"interpreter {cfg.interpreter!r} declares itself non-differentiable: it gets transfer "
-                    "cells only (scored on models manipulated through other interpreters)"
-                )
+            interpreter = None
+            if not cfg.is_control:
+                interpreter = get_interpreter(cfg.interpreter, **dict(cfg.interpreter_params))
+                if not interpreter.differentiable:
+                    raise NotDifferentiableError(
+                        f"interpreter {cfg.interpreter!r} declares itself non-differentiable: it gets transfer "
+                        "cells only (scored on models manipulated through other interpreters)"
+                    )
             before = res.accuracy(cfg.track, cfg.model)
             started = time.perf_counter()
             model, summary = self._manipulate(cfg, interpreter)
             after = res.accuracy(cfg.track, cfg.model, model)
-            adaptive = self.score(cfg, interpreter, model)
-            self._verify_base(cfg, cfg.interpreter)
             metrics = {
                 **summary,
                 "accuracy_before": before,
                 "accuracy_after": after,
                 "top1_drop": _drop(before, after, "top1"),
                 "top5_drop": _drop(before, after, "top5"),
-                "adaptive": without_lists(adaptive),
-                "aopc": self.aopc(cfg, interpreter, model),
-                "wall_seconds": time.perf_counter() - started,
             }
+            if interpreter is not None:
+                scorer = self.scorer(cfg.interpreter, cfg.interpreter_params)
+                adaptive = self.score(cfg, scorer, model)
+                self._verify_base(cfg, cfg.interpreter)
+                metrics.update(adaptive=without_lists(adaptive), aopc=self.aopc(cfg, scorer, model))
+            metrics["wall_seconds"] = time.perf_counter() - started
+        except NotDifferentiableError as exc:  # declared, or found by the gradient-masking check
+            self.log(f"cell {cfg.label}: not attackable adaptively: {exc}")
+            return self.store.put_not_attackable(
+                cfg, f"{type(exc).__name__}: {exc}", {"penalty_grad_norms": list(getattr(exc, "norms", []))},
+                base_fingerprint=res.fingerprint(cfg.track, cfg.model), inputs=self.cell_inputs(cfg))
         except (InterpreterError, AttackError, PluginImportError) as exc:
             self.log(f"cell {cfg.label} failed: {exc}")
             return self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}", inputs=self.cell_inputs(cfg))
         record = self.store.put(cfg, metrics, base_fingerprint=res.fingerprint(cfg.track, cfg.model),
                                 inputs=self.cell_inputs(cfg))
-        self.store.put_score(cfg.cell_id, cfg.interpreter, adaptive, interpreter_params=cfg.interpreter_params,
-                             inputs=self.score_inputs(cfg, cfg.interpreter))
+        if adaptive is not None:
+            self.store.put_score(cfg.cell_id, cfg.interpreter, adaptive, interpreter_params=cfg.interpreter_params,
+                                 inputs=self.score_inputs(cfg, cfg.interpreter))
         return record
 
     def score_cell(self, cfg: CellConfig, spec: str, params: dict[str, Any] | None = None) -> ScoreRecord | None:
@@ -244,7 +290,7 @@ class Runner:
             return current
         inputs = self.score_inputs(cfg, spec)
         try:
-            interpreter = get_interpreter(spec, **params)
+            interpreter = self.scorer(spec, params)
             scores = self.score(cfg, interpreter, self.manipulated(cfg))
             self._verify_base(cfg, spec)
         except (InterpreterError, AttackError, PluginImportError) as exc:

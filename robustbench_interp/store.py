@@ -50,12 +50,18 @@ from robustbench_interp.fileio import (  # noqa: F401  (re-exported: the store's
     atomic_write_text,
     load_state_dict_safe,
 )
-from robustbench_interp.records import STATUS_FAILED, STATUS_OK, CellRecord, ScoreRecord
+from robustbench_interp.records import (
+    STATUS_FAILED,
+    STATUS_NOT_ATTACKABLE,
+    STATUS_OK,
+    CellRecord,
+    ScoreRecord,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-_META_COLUMNS = ("cell_id", "label", "status", "reason", "created", "version")
+_META_COLUMNS = ("cell_id", "label", "status", "reason", "created", "version", "control_cell")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -165,14 +171,15 @@ class Store:
         return record
 
     def status(self, cell_id: str) -> str | None:
-        """``"ok"``, ``"failed"`` or None (no readable record)."""
+        """``"ok"``, ``"failed"``, ``"not_attackable"`` or None (no readable record)."""
         record = self.get(cell_id)
         return None if record is None else record.status
 
     def has(self, cell_id: str, *, retry_failed: bool = False) -> bool:
-        """Whether ``cell_id`` needs no computation: an ok record, or a failed one unless ``retry_failed``."""
+        """Whether ``cell_id`` needs no computation: an ok or not-attackable record, or a failed one
+        unless ``retry_failed``."""
         status = self.status(cell_id)
-        return status == STATUS_OK or (status == STATUS_FAILED and not retry_failed)
+        return status in (STATUS_OK, STATUS_NOT_ATTACKABLE) or (status == STATUS_FAILED and not retry_failed)
 
     def put(self, config: CellConfig, metrics: Mapping[str, Any], *, base_fingerprint: str | None = None,
             inputs: Mapping[str, Any] | None = None) -> CellRecord:
@@ -184,6 +191,13 @@ class Store:
         """Record a cell whose computation failed, with the ``reason`` (e.g. the exception text)."""
         return self._put(config, STATUS_FAILED, str(reason), {}, None, inputs)
 
+    def put_not_attackable(self, config: CellConfig, reason: str, metrics: Mapping[str, Any], *,
+                           base_fingerprint: str | None = None, inputs: Mapping[str, Any] | None = None
+                           ) -> CellRecord:
+        """Record a cell that cannot be attacked adaptively (its penalty has no gradient with respect
+        to the weights), with the ``reason`` and what was measured."""
+        return self._put(config, STATUS_NOT_ATTACKABLE, str(reason), plain(dict(metrics)), base_fingerprint, inputs)
+
     def _put(
         self, config: CellConfig, status: str, reason: str | None, metrics: dict[str, Any],
         base_fingerprint: str | None = None, inputs: Mapping[str, Any] | None = None,
@@ -192,7 +206,8 @@ class Store:
             raise ConfigError(f"the store records CellConfig objects, got {type(config).__name__}")
         record = CellRecord(cell_id=config.cell_id, label=config.label, config=config.to_dict(), status=status,
                             reason=reason, metrics=metrics, base_fingerprint=base_fingerprint, created=_now(),
-                            version=config.version, inputs=None if inputs is None else dict(inputs))
+                            version=config.version, inputs=None if inputs is None else dict(inputs),
+                            control_cell=None if config.is_control else config.control.cell_id)
         self.write(record)
         return record
 

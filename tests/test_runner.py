@@ -72,7 +72,7 @@ def test_a_cell_is_stored_with_its_metrics_and_weights(bench):
     assert 0 <= m["adaptive"]["fsr"] <= 100 and m["adaptive"]["n"] == 16
     score = bench.store.get_score(cfg.cell_id, "gradcam")
     assert len(score["metrics"]["test_losses"]) == 16
-    labels = bench.resources.data("tiny").val_y
+    labels = bench.resources.data("tiny").eval_y
     by_class = m["adaptive"]["fsr_by_class"]
     assert set(by_class) == {str(int(c)) for c in labels.unique()}
     counts = {c: int((labels == int(c)).sum()) for c in by_class}  # the class rates add up to the FSR
@@ -417,3 +417,58 @@ def test_a_plugin_that_changes_the_base_model_in_place_fails_and_the_model_is_pu
     from robustbench_interp.resources import _state_hash
 
     assert _state_hash(bench.resources.base("tiny", "vgg").model) == before
+
+
+# ---- controls, seeds and cells that cannot be attacked (SPEC section 8)
+
+
+def test_controls_share_one_fine_tuning_per_model_schedule_and_seed(bench, monkeypatch):
+    from robustbench_interp.grid import with_controls
+
+    calls = count_manipulations(monkeypatch)
+    grid = with_controls(build_grid("tiny", ["vgg"], ["location", "topk"], ["gradcam"], seeds=[0, 1],
+                                    overrides=QUICK))
+    controls = [c for c in grid if c.is_control]
+    assert len(controls) == 4 and all(c.params.lam == 0 for c in controls)
+    assert grid.index(controls[0]) < grid.index(next(c for c in grid if not c.is_control))  # a control first
+    records = bench.run_grid(list(grid), score_with=["gradcam"])
+    assert all(r.ok for r in records)
+    # two seeds: two control fine-tunings for the two attacks, and four manipulations through Grad-CAM
+    assert calls.count("location") + calls.count("topk") == 2 + 4
+    by_label = {(r.config["attack"], r.config["interpreter"], r.config["seed"]): r for r in records}
+    loc, top = by_label[("location", "control", 0)], by_label[("topk", "control", 0)]
+    same_seed = [c for c in controls if c.seed == 0]
+    assert len(same_seed) == 2 and bench.weights_key(same_seed[0]) == bench.weights_key(same_seed[1])
+    assert loc.metrics["accuracy_after"] == top.metrics["accuracy_after"]  # the same fine-tuned weights
+    assert bench.store.get_score(loc.cell_id, "gradcam") is not None  # scored like a transfer
+    attacked = by_label[("location", "gradcam", 0)]
+    assert attacked.control_cell == loc.cell_id and loc.control_cell is None
+    assert by_label[("location", "gradcam", 1)].control_cell == by_label[("location", "control", 1)].cell_id
+
+
+def test_a_control_cell_must_have_lambda_zero_and_no_interpreter_parameters():
+    from robustbench_interp.config import CONTROL
+    from robustbench_interp.errors import ConfigError
+
+    (cfg,) = cells()
+    assert cfg.control.is_control and cfg.control.params.lam == 0 and cfg.control.control == cfg.control
+    with pytest.raises(ConfigError, match="lambda = 0"):
+        type(cfg)(**{**cfg.__dict__, "interpreter": CONTROL})
+
+
+def test_a_detaching_interpreter_is_recorded_as_not_attackable_not_as_robust(bench, temporary_registry):
+    @register_interpreter("detaching_gradcam")
+    class Detaching(Interpreter):
+        layer_level = True
+
+        def explain(self, model, x, target, *, layer=None, create_graph=False):
+            from robustbench_interp.interpreters import get_interpreter
+
+            return get_interpreter("gradcam").explain(model, x, target, layer=layer).detach()
+
+    (cfg,) = cells(interpreters=("detaching_gradcam",), steps=6)
+    record = bench.run_cell(cfg)
+    assert record.status == "not_attackable" and "GradientMaskingError" in record.reason
+    assert record.metrics["penalty_grad_norms"] == [] or max(record.metrics["penalty_grad_norms"]) == 0
+    assert bench.store.get_score(cfg.cell_id, "detaching_gradcam") is None
+    assert bench.is_done(cfg)  # computed: not retried on the next run
