@@ -45,7 +45,8 @@ class AttackParams:
     """Hyper-parameters of the fine-tuning loop (SPEC section 3).
 
     ``lr``: Adam learning rate. ``lam``: the penalty weight lambda. ``epochs``: passes over the
-    training split; ``steps``, when set, caps the number of optimizer steps. ``batch_size``: images
+    training split; ``steps``, when set, is the number of minibatches instead (each replayed
+    ``replays`` times under adversarial training: ``steps * replays`` optimizer steps). ``batch_size``: images
     per step (the paper: 8).
     Adversarial training (Shafahi et al. 2019, "free" AT kept during the manipulation): ``adv``
     turns it on, ``eps`` is the L-inf radius on [0, 1] inputs, ``replays`` the number m of replays

@@ -27,6 +27,8 @@ def test_tiny_presets_use_the_swept_schedule_and_lrps_smaller_learning_rate():
 def test_an_adv_model_keeps_free_adversarial_training_and_overrides_apply_last():
     p, own = preset("tiny", "resnet-adv", "topk", "gradcam", lr=5e-4, k=0.2)
     assert p.adv and p.eps == get_track("tiny").adv_eps and p.replays > 1
+    # budget parity: an -adv cell makes as many optimizer steps (batches x replays) as a standard one
+    assert p.steps * p.replays == preset("tiny", "resnet", "topk", "gradcam")[0].steps
     assert p.lr == 5e-4 and own == {"k": 0.2}
     with pytest.raises(ConfigError, match="unknown hyper-parameter"):
         preset("tiny", "resnet", "topk", "gradcam", learning_rate=1e-3)

@@ -45,7 +45,10 @@ def preset(track: str, model: str, attack: str | Attack, interpreter: str, **ove
     ``overrides`` applied last (e.g. ``lr=1e-5``, or ``k=0.2`` for Top-k).
 
     An ``-adv`` base model gets the track's free adversarial-training term (``adv=True``, its
-    eps and replays). Without a preset for the (track, model), ``lr`` and ``lam`` must be given.
+    eps and replays). Its replays count as optimizer steps (budget parity, SPEC section 8): on a
+    track whose schedule counts steps, an ``-adv`` cell takes ``steps // replays`` batches, each
+    replayed ``replays`` times, so that it makes as many optimizer steps as a standard cell. Without
+    a preset for the (track, model), ``lr`` and ``lam`` must be given.
     """
     spec, found = get_track(track), get_attack(attack)
     base, adv = _base_name(model)
@@ -67,4 +70,7 @@ def preset(track: str, model: str, attack: str | Attack, interpreter: str, **ove
         attack_params = found.params_dict({**preset_own, **own})
     except ConfigError as exc:
         raise ConfigError(f"unknown hyper-parameter in {sorted(overrides)}: {exc}") from exc
-    return replace(params, **loop), attack_params
+    params = replace(params, **loop)
+    if params.adv and params.steps is not None:  # the replays count as steps
+        params = replace(params, steps=max(1, params.steps // params.replays))
+    return params, attack_params
