@@ -5,17 +5,27 @@ position, higher = more important for the target class, channels already reduced
 interpreters return maps at the input resolution; layer-level ones (``layer_level = True``) on the
 grid of the model's target layer. Interpreters return raw maps; the benchmark normalises them
 (:func:`robustbench_interp.metrics.heatmaps.normalize`).
+
+Stochastic interpreters (SPEC section 8). A map that depends on random noise (SmoothGrad) must
+take its noise from a seed the benchmark can set, never from torch's global generator: the
+interpreter sets ``stochastic = True``, and :meth:`Interpreter.reseeded` returns a copy whose noise
+comes from a given seed. The manipulation calls it with a fresh seed at every optimizer step and
+scoring with a seed no step used (:mod:`robustbench_interp.interpreters.noise`). A method that
+declares an integer hyper-parameter ``seed`` and draws all its noise from a generator seeded by it
+needs nothing more: the default :meth:`~Interpreter.reseeded` builds the interpreter again with the
+new ``seed``. Any other method overrides :meth:`~Interpreter.reseeded`.
 """
 
 from __future__ import annotations
 
 import abc
+from dataclasses import fields
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from robustbench_interp.errors import ConfigError, InterpreterError
+from robustbench_interp.errors import ConfigError, InterpreterError, RBIError
 from robustbench_interp.interpreters.autograd import capture_output
 from robustbench_interp.interpreters.hyperparams import HyperParams
 
@@ -46,6 +56,8 @@ class Interpreter(abc.ABC):
     differentiable: ClassVar[bool] = True
     #: The dataclass declaring the accepted hyper-parameters; ``None``: any keyword is accepted.
     hyperparams: ClassVar[type[HyperParams] | None] = None
+    #: True when the map depends on random noise; its noise is then set through :meth:`reseeded`.
+    stochastic: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         declared = type(self).hyperparams
@@ -69,6 +81,36 @@ class Interpreter(abc.ABC):
         ``layer`` is the model's target layer (used by layer-level methods). With
         ``create_graph=True`` the map is differentiable with respect to the model's parameters.
         """
+
+    def reseeded(self, seed: int) -> Interpreter:
+        """This interpreter with its noise drawn from ``seed``; ``self`` is left unchanged.
+
+        A deterministic interpreter (``stochastic = False``) returns ``self``. A stochastic one, by
+        default, is built again from its hyper-parameters with ``seed`` replaced (an instance's own
+        ``name`` is kept); it needs a ``seed`` hyper-parameter for that, or it overrides this method.
+        """
+        if not self.stochastic:
+            return self
+        declared = type(self).hyperparams
+        if declared is not None and "seed" not in {f.name for f in fields(declared)}:
+            raise InterpreterError(
+                f"interpreter {self.name or type(self).__name__!r} declares stochastic = True but has no 'seed' "
+                "hyper-parameter: declare `seed: int = 0` in its hyperparams and draw its noise from it, or "
+                "override reseeded(seed)"
+            )
+        try:
+            clone = type(self)(**{**self.params, "seed": int(seed)})
+        except RBIError:
+            raise
+        except Exception as exc:  # a plug-in's constructor does not take its own params back
+            raise InterpreterError(
+                f"interpreter {self.name or type(self).__name__!r} could not be built again with seed={seed} "
+                f"({type(exc).__name__}: {exc}); its constructor must accept its params as keywords, or it "
+                "overrides reseeded(seed)"
+            ) from exc
+        if "name" in vars(self):
+            clone.name = self.name
+        return clone
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))

@@ -7,6 +7,11 @@ The noise comes from a local :class:`torch.Generator` seeded with ``seed``: the 
 same map. The ``n`` noise patterns are drawn once, with shape ``[n, 1, C, H, W]``, and shared by the
 images of the batch (each scaled by its own sigma), so an image's map depends only on the image,
 the seed and the input size -- never on the other images of the batch or on its position in it.
+
+SmoothGrad is ``stochastic`` (SPEC section 8): in the benchmark its ``seed`` is set through
+:meth:`~robustbench_interp.interpreters.base.Interpreter.reseeded`, to a fresh seed at every optimizer
+step of a manipulation and to one seed no step uses for scoring
+(:mod:`robustbench_interp.interpreters.noise`), so the attacker cannot fit ten fixed noise patterns.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ class SmoothGradParams(HyperParams):
 
     ``n_samples``: noisy copies averaged per image (>= 1). ``noise_level``: the noise's standard
     deviation as a fraction of the image's value range (>= 0; 0 gives ``simplegrad``). ``seed``: of
-    the noise. ``max_batch``: images per forward/backward (the ``n * B`` noisy copies are chunked).
+    the noise (the benchmark replaces it: see the module doc). ``max_batch``: images per forward/backward (the ``n * B`` noisy copies are chunked).
     """
 
     n_samples: int = 10
@@ -57,6 +62,7 @@ class SmoothGrad(Interpreter):
     """Mean of ``simplegrad`` over ``n_samples`` noisy copies of the input (:class:`SmoothGradParams`)."""
 
     hyperparams = SmoothGradParams
+    stochastic = True
 
     def explain(
         self,
