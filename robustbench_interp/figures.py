@@ -46,13 +46,23 @@ def _untrusted(cfg: CellConfig, trusted: Sequence[str]) -> list[str]:
     return untrusted_specs([cfg.interpreter, cfg.attack], [INTERPRETERS, ATTACKS], trusted)
 
 
+def first_seeds(cells: Sequence[CellConfig]) -> list[CellConfig]:
+    """The attacked cells of ``cells`` (controls have no maps of their own), one per (model, attack,
+    interpreter): that of the lowest seed, so a figure keeps one row per cell whatever the seeds."""
+    chosen: dict[tuple, CellConfig] = {}
+    for cfg in sorted((c for c in cells if not c.is_control), key=lambda c: c.seed):
+        chosen.setdefault((cfg.model, cfg.attack, cfg.interpreter, cfg.interpreter_params), cfg)
+    return list(chosen.values())
+
+
 def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[str], out_dir: str | Path
                  ) -> dict[str, Path]:
     """Draw ``fig_<attack>.png`` under ``out_dir`` for the given (ok) cells; returns the written paths.
 
     The cells may come from stored records, which are data: a cell whose interpreter or attack is
     neither registered nor among the ``trusted`` specs (those given on this command line) is
-    skipped with a message, and nothing it names is imported. Only adaptive maps are drawn.
+    skipped with a message, and nothing it names is imported. Only adaptive maps are drawn, of the
+    lowest seed of each cell; controls are left out.
     """
     import io
 
@@ -63,6 +73,7 @@ def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[s
 
     out = Path(out_dir)
     written: dict[str, Path] = {}
+    cells = first_seeds(cells)
     for attack in attack_order(c.attack for c in cells):
         group = [c for c in cells if c.attack == attack]
         if not group:
@@ -76,7 +87,7 @@ def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[s
                 continue
             try:
                 rows.append((cfg, *_cell_maps(bench, cfg)))
-            except Exception as exc:  # a figure never breaks the run; the table has the numbers
+            except Exception as exc:  # noqa: BLE001 - a figure never breaks the run; the table has the numbers
                 bench.log(f"figure: skipped {cfg.label}: {exc}")
         if not rows:
             continue

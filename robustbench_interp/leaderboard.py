@@ -1,54 +1,131 @@
-"""Store -> leaderboard tables (SPEC section 7). Rendering only: every number comes from the store.
+"""Store -> leaderboard tables (SPEC sections 7 and 8). Rendering only: every number comes from the store.
 
-For each track, under ``leaderboard/<track>/``:
+How every number is made (SPEC section 8, "honest scoring"):
 
-- ``fsr.{md,csv}``: rows attack x attacking interpreter, columns model x scored interpreter; each
-  cell is the FSR with the baseline FSR beside it (the paper's Tables 1 and 2);
-- ``accuracy.{md,csv}``: rows attack x attacking interpreter (the base models first), columns model
-  x top-1 / top-5 (the paper's Table 3);
-- ``transfer.{md,csv}``: attacking interpreter x scored interpreter, FSR averaged over attacks and
-  models (the diagonal is adaptive);
-- ``scores.csv``: the same numbers in long form, one row per (model, attack, attacking
-  interpreter, scored interpreter), with the cell's accuracy and hyper-parameters;
-- ``ranking.{md,csv}``: interpreters by mean adaptive FSR (lower is more robust), with the mean
-  baseline FSR, the mean top-1 drop the attacker paid, and the mean transfer FSR; an interpreter
-  with no adaptive cell in the store (non-differentiable, or not among the grid's attacking
-  interpreters) is ranked after them by its transfer FSR and marked "transfer only".
+- **Rows and seeds.** A *row* is one (model, attack, attacking interpreter, scored interpreter). Each
+  adaptive cell is manipulated with several seeds; a row holds one score per seed (``scores.csv``
+  keeps them, one line each) and the tables show their mean, their spread (sample std over the seeds,
+  and min-max) and the number of seeds; the per-seed values are the ``fsr.seed<k>`` columns of
+  ``detail.csv``.
+- **Interval.** A row's interval runs from the lowest per-seed Wilson 95 % lower bound to the highest
+  per-seed upper bound, so it covers both the sampling of the scored images and the spread over
+  seeds. Active rows give it for c1 and c2 separately (their mean has none).
+- **Control and fooling.** Each attacked cell names its control (``metrics["control_cell"]``: the same
+  fine-tuning with lambda = 0 and the same seed); the *control FSR* of a score is the scored
+  interpreter's FSR on that control. Per seed, *fooling* = FSR - max(baseline FSR, that seed's control
+  FSR); a row's fooling is its mean over the seeds. Every aggregate (ranking, transfer matrix) uses
+  fooling. A row with a seed that has no control score cannot say how much is fooling: it is marked
+  (``*``) and left out of the aggregates.
+- **Informative.** A row whose mean baseline FSR or mean control FSR is >= :data:`UNINFORMATIVE_FSR`
+  (50 %) cannot show fooling (for Active: that of the mean, of c1 or of c2): it is marked (``‡``) and
+  left out of every aggregate.
+- **Kept.** A manipulation (one seed) whose top-1 drop against the base model exceeds
+  :data:`MAX_TOP1_DROP` (2 points) did not keep the model; a row is kept when every one of its seeds
+  is (a drop that was not recorded counts as kept). A row not kept is marked (``†``) and left out of
+  the aggregates. The accuracy table shows each attack's control, whose top-1 change shows that
+  fine-tuning alone keeps the base model's accuracy (a change beyond :data:`CONTROL_TOP1_CHANGE`,
+  0.5 points, is marked ``°``: the base was not converged).
+- **Degenerate.** An interpreter whose maps of a base model are constant over positions (the mean
+  ``baseline_constant_rate`` of its scores on that model, every attack, seed and control included,
+  is >= :data:`DEGENERATE_RATE` %) is *degenerate on* that model: its rows there are marked (``§``)
+  and left out of the aggregates, so it is never ranked as robust there (``degenerate.{md,csv}``).
+- **Not attackable.** An interpreter whose adaptive cells are all ``not_attackable`` (its penalty has
+  no gradient with respect to the weights, or it declares itself non-differentiable) is listed
+  "not attackable adaptively (gradient masked / non-differentiable)", after the adaptively ranked
+  ones, by its transfer fooling: never as robust.
+- **Equal coverage.** A *slot* is a (model, attack); an interpreter covers a slot when its adaptive
+  row there is informative, kept, not degenerate and has its controls. Interpreters are taken in
+  order of how many slots they cover (then by name); each joins the ranked group when the slots
+  common to the group and itself still number at least :data:`MIN_COVERAGE` (half) of the largest
+  coverage. The group is ranked by mean fooling over exactly those common slots (the number used
+  and the raw mean FSR over the same slots are shown); the others are ranked apart, under "partial
+  coverage", each on its own slots. With one attacking interpreter the group is that interpreter,
+  over its own slots.
 
-A manipulation that costs more than :data:`MAX_TOP1_DROP` points of top-1 did not keep the model
-(the paper's manipulations cost 0.7-1.9 points): its FSRs are shown, marked with a dagger, but they
-count neither in the transfer matrix nor in the ranking, which says how many such cells each
-interpreter had.
+Files, under ``leaderboard/<track>/`` (CSV files hold numbers; Markdown files format them):
+
+- ``fsr.{md,csv}``: rows attack x attacking interpreter, columns model x scored interpreter; in the
+  Markdown, one table per model, each entry "mean FSR ± std (baseline, control)" with the markers;
+- ``detail.{md,csv}``: one line per row with everything above (seeds, per-seed FSRs, std, min-max,
+  interval, baseline, control, fooling, top-1 drop, empty- and constant-map rates of the original
+  and the manipulated model, Active c1 and c2 with their intervals, the flags);
+- ``scores.csv``: one line per score and seed (the controls' scores included) with its cell's
+  accuracy, hyper-parameters and control;
+- ``accuracy.{md,csv}``: rows attack x attacking interpreter (the base models first, then each attack's
+  control), columns model x top-1 / top-5 (means over seeds) / largest top-1 drop;
+- ``transfer.{md,csv}``: attacking interpreter x scored interpreter, mean fooling over the rows that
+  count (the diagonal is adaptive), with their mean FSR and their number;
+- ``degenerate.{md,csv}``: the base model's empty- and constant-map rates of every interpreter on
+  every model;
+- ``ranking.{md,csv}``: the ranking, by section.
 
 The source of a leaderboard is a store of records, ``leaderboard/<track>/records/`` (the JSON records
 of its cells and scores, without the manipulated weights): :func:`write_leaderboard` is a function of
 that store alone, and the tables are never read back. A run adds its cells with :func:`publish`,
-which copies each ok cell record and its score records there and removes the record that held the
-same place in the grid before (same model, attack, attacking interpreter, its parameters, seed and
-classes: an earlier preset or schema), so a run that holds some cells adds to the board rather than
-replacing it, and nothing stale stays. Only records of the current
-:data:`~robustbench_interp.config.BENCHMARK_VERSION` are shown.
-
-CSV files hold numbers; Markdown files format them.
+which copies each ok (or not attackable) cell record, its control and their score records there and
+removes the record that held the same place in the grid before (same model, attack, attacking
+interpreter, its parameters, seed and classes; for a control, its fine-tuning parameters too: an
+earlier preset or schema), so a run that holds some cells adds to the board rather than replacing
+it, and nothing stale stays (a control that no cell names any more goes too). Only records of the
+current :data:`~robustbench_interp.config.BENCHMARK_VERSION` are shown.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from robustbench_interp.attacks import attack_order
-from robustbench_interp.config import BENCHMARK_VERSION
-from robustbench_interp.records import CellRecord, ScoreRecord, without_lists
+from robustbench_interp.config import BENCHMARK_VERSION, CONTROL
+from robustbench_interp.records import (
+    STATUS_NOT_ATTACKABLE,
+    STATUS_OK,
+    CellRecord,
+    ScoreRecord,
+    without_lists,
+)
 from robustbench_interp.store import Store, atomic_write_text
 
-#: Top-1 points a manipulation may cost and still count as fooling a working model.
-MAX_TOP1_DROP = 5.0
-DAGGER = "\u2020"
+#: Top-1 points a manipulation may cost and still count as fooling a working model (SPEC section 8;
+#: the paper's manipulations cost 0.7-1.9 points).
+MAX_TOP1_DROP = 2.0
+#: Top-1 points a control (lambda = 0) may move before the table says the base was not converged.
+CONTROL_TOP1_CHANGE = 0.5
+#: A baseline or control FSR (%) from which a row cannot show fooling.
+UNINFORMATIVE_FSR = 50.0
+#: Percent of a base model's maps that are constant from which an interpreter is degenerate there.
+DEGENERATE_RATE = 50.0
+#: The share of the largest slot coverage the ranked group must keep in common.
+MIN_COVERAGE = 0.5
+
+DAGGER = "\u2020"          # not kept: a seed's top-1 drop exceeds MAX_TOP1_DROP
+UNINFORMATIVE = "\u2021"   # baseline or control FSR >= UNINFORMATIVE_FSR
+DEGENERATE = "\u00a7"      # the scored interpreter is degenerate on this model
+NO_CONTROL = "*"           # a seed without its control score
+CONTROL_MOVED = "\u00b0"   # a control moved top-1 by more than CONTROL_TOP1_CHANGE
+
+#: The columns that identify a row; a row's seeds are aggregated.
+KEYS = ["model", "attack", "attacking_interpreter", "scored_interpreter"]
+#: The groups of a two-class attack (Active), each scored on its own.
+GROUPS = ("c1", "c2")
+_PREFIXES = ("", *(f"{g}." for g in GROUPS))
+
+#: Ranking sections, in order.
+RANKED = "equal coverage"
+PARTIAL = "partial coverage"
+NOT_ATTACKABLE = "not attackable adaptively (gradient masked / non-differentiable)"
+LEFT_OUT = "every adaptive row left out"
+TRANSFER_ONLY = "transfer only"
+SECTIONS = (RANKED, PARTIAL, NOT_ATTACKABLE, LEFT_OUT, TRANSFER_ONLY)
+
+
+# ------------------------------------------------------------------------------------ frames
 
 
 def _attack_key(series: pd.Series) -> pd.Series:
@@ -56,37 +133,172 @@ def _attack_key(series: pd.Series) -> pd.Series:
     return series.map(order)
 
 
+def _sort(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return df.sort_values(keys, key=lambda s: _attack_key(s) if s.name == "attack" else s).reset_index(drop=True)
+
+
+def _num(df: pd.DataFrame, name: str) -> pd.Series:
+    """Column ``name`` as floats (NaN where missing or absent)."""
+    if name not in df:
+        return pd.Series(np.nan, index=df.index, dtype=float)
+    return pd.to_numeric(df[name], errors="coerce").astype(float)
+
+
 def scores_frame(store: Store, track: str) -> pd.DataFrame:
-    """One row per ok score: track, model, attack, attacking and scored interpreter, FSR numbers."""
+    """One row per ok score of ``track`` (the controls' included): model, attack, attacking and scored
+    interpreter, seed, FSR numbers; ``adaptive`` and ``control`` say what kind of score it is."""
     df = store.scores_dataframe()
     if df.empty:
         return df
     df = df[(df["status"] == "ok") & (df.get("track") == track) & (df.get("version") == BENCHMARK_VERSION)].copy()
     if df.empty:
         return df
+    df["control"] = df["attacking_interpreter"] == CONTROL
     df["adaptive"] = df["attacking_interpreter"] == df["scored_interpreter"]
+    if "seed" not in df:
+        df["seed"] = 0
     return df
 
 
-def with_accuracy(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
-    """``scores`` with the cell's ``top1_drop`` and ``kept`` (the drop is at most :data:`MAX_TOP1_DROP`,
-    or unknown)."""
-    df = scores.copy()
-    if df.empty:
-        return df
-    if "top1_drop" not in df:
-        drops = cells.set_index("cell_id")["top1_drop"] if "top1_drop" in cells else pd.Series(dtype=float)
-        df["top1_drop"] = df["cell_id"].map(drops)
-    df["kept"] = ~(df["top1_drop"] > MAX_TOP1_DROP)
-    return df
-
-
-def cells_frame(store: Store, track: str) -> pd.DataFrame:
-    """One row per ok cell record of ``track``."""
+def cells_frame(store: Store, track: str, statuses: Iterable[str] = (STATUS_OK,)) -> pd.DataFrame:
+    """One row per cell record of ``track`` with one of ``statuses`` (default: ok)."""
     df = store.to_dataframe(track=track, version=BENCHMARK_VERSION)
     if df.empty:
         return df
-    return df[df["status"] == "ok"].copy()
+    return df[df["status"].isin(list(statuses))].copy()
+
+
+def with_accuracy(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` with the cell's ``top1_drop``, ``control_cell`` and ``kept`` (the seed's drop is at
+    most :data:`MAX_TOP1_DROP`, or unknown)."""
+    df = scores.copy()
+    if df.empty:
+        return df
+    ok = cells[cells["status"] == STATUS_OK] if "status" in cells else cells
+    by_id = ok.set_index("cell_id") if "cell_id" in ok else pd.DataFrame()
+    if "control_cell" not in by_id and "metrics.control_cell" in by_id:  # records that kept it in metrics
+        by_id = by_id.rename(columns={"metrics.control_cell": "control_cell"})
+    for name in ("top1_drop", "control_cell"):
+        if name not in df:
+            df[name] = df["cell_id"].map(by_id[name]) if name in by_id else np.nan
+    df["kept"] = ~(_num(df, "top1_drop") > MAX_TOP1_DROP)
+    return df
+
+
+def _split_intervals(df: pd.DataFrame) -> pd.DataFrame:
+    """``fsr_ci`` and ``baseline_fsr_ci`` (stored as [low, high], also of c1 and c2) as two columns each."""
+    for prefix in _PREFIXES:
+        for name in ("fsr_ci", "baseline_fsr_ci"):
+            if f"{prefix}{name}" in df:
+                for i, side in enumerate(("low", "high")):
+                    df[f"{prefix}{name}_{side}"] = df[f"{prefix}{name}"].map(
+                        lambda v, i=i: float(v[i]) if isinstance(v, (list, tuple)) and len(v) == 2 else np.nan)
+    return df
+
+
+def seed_rows(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per score and seed, with its control FSR (the scored interpreter's FSR on the cell's
+    control, for the mean and for c1 and c2) and its fooling, FSR - max(baseline, control); the
+    controls' own scores are included (``control`` True, no control FSR)."""
+    if scores.empty:
+        return pd.DataFrame()
+    df = _split_intervals(with_accuracy(scores, cells))
+    controls = df[df["control"]].drop_duplicates(["cell_id", "scored_interpreter"]).set_index(
+        ["cell_id", "scored_interpreter"])
+    key = pd.MultiIndex.from_arrays([df["control_cell"], df["scored_interpreter"]])
+    for prefix in _PREFIXES:
+        if f"{prefix}fsr" not in df:
+            continue
+        found = controls[f"{prefix}fsr"].reindex(key).to_numpy(dtype=float) if len(controls) else np.nan
+        df[f"{prefix}control_fsr"] = np.where(df["control"], np.nan, found)
+        best = np.maximum(_num(df, f"{prefix}baseline_fsr"), _num(df, f"{prefix}control_fsr"))
+        df[f"{prefix}fooling"] = _num(df, f"{prefix}fsr") - best
+    return df
+
+
+def degenerate_maps(seeds: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, scored interpreter): the mean empty- and constant-map rates of the base model's
+    maps over every score (attacks, seeds and controls), and whether it is degenerate there."""
+    cols = ["model", "scored_interpreter", "baseline_empty_rate", "baseline_constant_rate", "scores", "degenerate"]
+    if seeds.empty:
+        return pd.DataFrame(columns=cols)
+    df = seeds.assign(baseline_empty_rate=_num(seeds, "baseline_empty_rate"),
+                      baseline_constant_rate=_num(seeds, "baseline_constant_rate"))
+    out = df.groupby(["model", "scored_interpreter"]).agg(
+        baseline_empty_rate=("baseline_empty_rate", "mean"), baseline_constant_rate=("baseline_constant_rate", "mean"),
+        scores=("fsr", "size")).reset_index()
+    out["degenerate"] = out["baseline_constant_rate"] >= DEGENERATE_RATE
+    return out[cols]
+
+
+def _group_numbers(g: pd.DataFrame, prefix: str) -> dict[str, Any]:
+    """The numbers of one row's seeds for the mean (``prefix`` "") or one Active group ("c1.")."""
+    fsr = _num(g, f"{prefix}fsr")
+    if fsr.isna().all():
+        return {}
+    row = {
+        f"{prefix}fsr": fsr.mean(),
+        f"{prefix}fsr_std": fsr.std(ddof=1) if len(fsr) > 1 else np.nan,
+        f"{prefix}fsr_min": fsr.min(),
+        f"{prefix}fsr_max": fsr.max(),
+        f"{prefix}fsr_ci_low": _num(g, f"{prefix}fsr_ci_low").min(),
+        f"{prefix}fsr_ci_high": _num(g, f"{prefix}fsr_ci_high").max(),
+        f"{prefix}baseline_fsr": _num(g, f"{prefix}baseline_fsr").mean(),
+        f"{prefix}control_fsr": _num(g, f"{prefix}control_fsr").mean(),
+        f"{prefix}fooling": _num(g, f"{prefix}fooling").mean(),
+        f"{prefix}empty_rate": _num(g, f"{prefix}empty_rate").mean(),
+        f"{prefix}constant_rate": _num(g, f"{prefix}constant_rate").mean(),
+        f"{prefix}baseline_empty_rate": _num(g, f"{prefix}baseline_empty_rate").mean(),
+        f"{prefix}baseline_constant_rate": _num(g, f"{prefix}baseline_constant_rate").mean(),
+    }
+    for seed, value, control in zip(g["seed"], fsr, _num(g, f"{prefix}control_fsr")):
+        row[f"{prefix}fsr.seed{seed}"] = value
+        row[f"{prefix}control_fsr.seed{seed}"] = control
+    return row
+
+
+def aggregate(seeds: pd.DataFrame, degenerate: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (model, attack, attacking interpreter, scored interpreter) of the attacked cells,
+    over its seeds, with the flags of the module docstring: ``informative``, ``kept``,
+    ``has_control``, ``degenerate`` and ``counted`` (all four: the row counts in the aggregates)."""
+    if seeds.empty:
+        return pd.DataFrame()
+    attacked = seeds[~seeds["control"]]
+    if attacked.empty:
+        return pd.DataFrame()
+    rows = []
+    for key, g in attacked.groupby(KEYS, sort=False):
+        g = g.sort_values("seed")
+        drops = _num(g, "top1_drop")
+        row: dict[str, Any] = {**dict(zip(KEYS, key)), "adaptive": key[2] == key[3], "seeds": len(g),
+                               "top1_drop": drops.mean(), "top1_drop_max": drops.max(),
+                               "kept_seeds": int(g["kept"].sum()), "kept": bool(g["kept"].all()),
+                               "has_control": bool(_num(g, "control_fsr").notna().all())}
+        for prefix in _PREFIXES:
+            row.update(_group_numbers(g, prefix))
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    high = pd.Series(False, index=df.index)
+    for prefix in _PREFIXES:
+        for name in ("baseline_fsr", "control_fsr"):
+            high |= _num(df, f"{prefix}{name}") >= UNINFORMATIVE_FSR
+    df["informative"] = ~high
+    flagged = set()
+    if degenerate is not None and len(degenerate):
+        flagged = {(m, s) for m, s, d in zip(degenerate["model"], degenerate["scored_interpreter"],
+                                             degenerate["degenerate"]) if d}
+    df["degenerate"] = [(m, s) in flagged for m, s in zip(df["model"], df["scored_interpreter"])]
+    df["counted"] = df["informative"] & df["kept"] & df["has_control"] & ~df["degenerate"]
+    first = [*KEYS, "adaptive", "seeds", "counted", "informative", "kept", "degenerate", "has_control"]
+    return _sort(df[first + [c for c in df.columns if c not in first]], KEYS)
+
+
+def _marks(row: Any) -> str:
+    return "".join(mark for flag, mark in ((not row.kept, DAGGER), (not row.informative, UNINFORMATIVE),
+                                           (row.degenerate, DEGENERATE), (not row.has_control, NO_CONTROL)) if flag)
+
+
+# ------------------------------------------------------------------------------------ tables
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -95,136 +307,382 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
-def fsr_table(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(numbers, formatted) FSR tables: index (attack, attacking interpreter), columns (model, scored)."""
-    if scores.empty:
+def _entry(row: Any) -> str:
+    """"mean ± std (baseline, control)" and the row's markers."""
+    if pd.isna(row.fsr):
+        return "-"
+    spread = "" if pd.isna(row.fsr_std) else f"\u00b1{row.fsr_std:.1f}"
+    return f"{row.fsr:.1f}{spread} ({_fmt(row.baseline_fsr)}, {_fmt(row.control_fsr)}){_marks(row)}"
+
+
+#: The numbers of ``fsr.csv`` for each (model, scored interpreter).
+FSR_VALUES = ["fsr", "fsr_std", "fsr_min", "fsr_max", "fsr_ci_low", "fsr_ci_high", "baseline_fsr", "control_fsr",
+              "fooling", "seeds", "counted"]
+
+
+def fsr_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numbers, formatted) FSR tables of the aggregated ``rows``: index (attack, attacking
+    interpreter), columns (model, scored interpreter); numbers has one column block per
+    :data:`FSR_VALUES`."""
+    if rows.empty:
         return pd.DataFrame(), pd.DataFrame()
-    keys = ["attack", "attacking_interpreter", "model", "scored_interpreter"]
-    scores = scores.assign(kept=scores["kept"].astype(float)) if "kept" in scores else scores.assign(kept=1.0)
-    agg = scores.groupby(keys, sort=False)[["fsr", "baseline_fsr", "kept"]].mean().reset_index()
-    agg = agg.sort_values(keys, key=lambda s: _attack_key(s) if s.name == "attack" else s)
-    numbers = agg.pivot_table(
-        index=["attack", "attacking_interpreter"], columns=["model", "scored_interpreter"],
-        values=["fsr", "baseline_fsr"], sort=False,
-    )
-    fsr = numbers["fsr"]
-    base = numbers["baseline_fsr"]
-    kept = agg.pivot_table(index=["attack", "attacking_interpreter"], columns=["model", "scored_interpreter"],
-                           values="kept", sort=False).reindex(index=fsr.index, columns=fsr.columns)
-    text = fsr.copy().astype(object)
-    for col in fsr.columns:
-        text[col] = [f"{_fmt(a)} ({_fmt(b)}){'' if k == 1 else DAGGER}" if not pd.isna(a) else "-"
-                     for a, b, k in zip(fsr[col], base[col], kept[col])]
-    return numbers[["fsr", "baseline_fsr"]], text
+    rows = rows.assign(counted=rows["counted"].astype(float), text=[_entry(r) for r in rows.itertuples()])
+    index, columns = ["attack", "attacking_interpreter"], ["model", "scored_interpreter"]
+    values = [v for v in FSR_VALUES if v in rows]
+    numbers = _pivot(rows, index, columns, values)
+    text = rows.pivot(index=index, columns=columns, values="text").reindex(
+        index=numbers.index, columns=numbers[values[0]].columns).astype(object).fillna("-")
+    return numbers, text
+
+
+def _pivot(df: pd.DataFrame, index: list[str], columns: list[str] | str, values: list[str]) -> pd.DataFrame:
+    """``df`` pivoted with one block of columns per value, in the order of ``values``, and the rows and
+    columns in the order they first appear in ``df`` (only the pairs that occur)."""
+    numbers = df.pivot_table(index=index, columns=columns, values=values, sort=False, dropna=False)
+    rows = pd.MultiIndex.from_frame(df[index].drop_duplicates())
+    cols = df[columns if isinstance(columns, list) else [columns]].drop_duplicates()
+    cols = pd.MultiIndex.from_frame(cols) if isinstance(columns, list) else pd.Index(cols[columns])
+    full = pd.MultiIndex.from_tuples([(v, *(c if isinstance(c, tuple) else (c,))) for v in values for c in cols])
+    return numbers.reindex(index=rows, columns=full)
+
+
+def _interval(row: pd.Series, prefix: str = "") -> str:
+    value = row.get(f"{prefix}fsr", np.nan)
+    if pd.isna(value):
+        return ""
+    low, high = row.get(f"{prefix}fsr_ci_low", np.nan), row.get(f"{prefix}fsr_ci_high", np.nan)
+    return f"{value:.1f} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def detail_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numbers, formatted): one line per row with its seeds, spread, interval, baseline, control,
+    fooling, accuracy cost, empty- and constant-map rates, Active groups and markers."""
+    if rows.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    lines = []
+    for _, r in rows.iterrows():
+        line = {"model": r["model"], "attack": r["attack"], "attacker": r["attacking_interpreter"],
+                "scored": r["scored_interpreter"], "seeds": r["seeds"],
+                "FSR \u00b1 std": f"{_fmt(r['fsr'])} \u00b1 {_fmt(r['fsr_std'])}",
+                "[min, max]": f"[{_fmt(r['fsr_min'])}, {_fmt(r['fsr_max'])}]",
+                "interval": f"[{_fmt(r.get('fsr_ci_low'))}, {_fmt(r.get('fsr_ci_high'))}]",
+                "baseline": _fmt(r["baseline_fsr"]), "control": _fmt(r.get("control_fsr")),
+                "fooling": _fmt(r.get("fooling")), "top-1 drop (max)": _fmt(r.get("top1_drop_max")),
+                "empty % w0 > w*": f"{_fmt(r.get('baseline_empty_rate'))} > {_fmt(r.get('empty_rate'))}",
+                "constant % w0 > w*": f"{_fmt(r.get('baseline_constant_rate'))} > {_fmt(r.get('constant_rate'))}"}
+        for group in GROUPS:
+            if f"{group}.fsr" in rows:
+                line[f"{group} FSR [interval]"] = _interval(r, f"{group}.")
+        line["marks"] = _marks(r)
+        lines.append(line)
+    return rows, pd.DataFrame(lines)
 
 
 def accuracy_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(numbers, formatted): rows ("baseline", "-") then (attack, interpreter); columns model x top1/top5."""
+    """(numbers, formatted): rows ("baseline", "-") then, per attack, its control and each attacking
+    interpreter; columns model x (top1, top5: means over seeds; top1_drop_max; seeds)."""
     if cells.empty:
         return pd.DataFrame(), pd.DataFrame()
     rows = []
     for model, group in cells.groupby("model", sort=True):
-        first = group.iloc[0]
-        rows.append({"attack": "baseline", "interpreter": "-", "model": model,
-                     "top1": first.get("accuracy_before.top1"), "top5": first.get("accuracy_before.top5")})
+        rows.append({"attack": "baseline", "interpreter": "-", "model": model, "seed": None,
+                     "top1": _num(group, "accuracy_before.top1").mean(),
+                     "top5": _num(group, "accuracy_before.top5").mean(), "top1_drop": np.nan})
     for _, row in cells.iterrows():
         rows.append({"attack": row["attack"], "interpreter": row["interpreter"], "model": row["model"],
-                     "top1": row.get("accuracy_after.top1"), "top5": row.get("accuracy_after.top5")})
+                     "seed": row.get("seed"), "top1": row.get("accuracy_after.top1"),
+                     "top5": row.get("accuracy_after.top5"), "top1_drop": row.get("top1_drop")})
     df = pd.DataFrame(rows)
-    attacks = attack_order(a for a in df["attack"].unique() if a != "baseline")
+    for name in ("top1", "top5", "top1_drop"):
+        df[name] = pd.to_numeric(df[name], errors="coerce")
+    agg = df.groupby(["attack", "interpreter", "model"], sort=False).agg(
+        top1=("top1", "mean"), top5=("top5", "mean"), top1_drop_min=("top1_drop", "min"),
+        top1_drop_max=("top1_drop", "max"), seeds=("seed", "count")).reset_index()
+    attacks = attack_order(a for a in agg["attack"].unique() if a != "baseline")
     order = {**{a: i for i, a in enumerate(attacks)}, "baseline": -1}
-    df["_order"] = df["attack"].map(order)
-    df = df.sort_values(["_order", "interpreter", "model"]).drop(columns="_order")
-    numbers = df.pivot_table(index=["attack", "interpreter"], columns="model", values=["top1", "top5"], sort=False)
-    numbers = numbers.swaplevel(0, 1, axis=1).sort_index(axis=1, level=0, sort_remaining=False)
-    return numbers, numbers.map(_fmt)
+    agg = agg.assign(_order=agg["attack"].map(order), _control=agg["interpreter"] != CONTROL)
+    agg = agg.sort_values(["_order", "_control", "interpreter", "model"]).drop(columns=["_order", "_control"])
+    values = ["top1", "top5", "top1_drop_min", "top1_drop_max", "seeds"]
+    numbers = _pivot(agg, ["attack", "interpreter"], "model", values)
+    models = sorted(agg["model"].unique())
+    numbers = numbers.swaplevel(0, 1, axis=1).reindex(columns=[(m, v) for m in models for v in values])
+    text = pd.DataFrame(index=numbers.index)
+    for model in numbers.columns.unique(level=0):
+        block = numbers[model]
+        text[(model, "top1")] = block["top1"].map(_fmt)
+        text[(model, "top5")] = block["top5"].map(_fmt)
+        text[(model, "top-1 drop (max)")] = [_drop_text(ix[1], lo, hi) for ix, lo, hi in
+                                            zip(block.index, block["top1_drop_min"], block["top1_drop_max"])]
+    text.columns = pd.MultiIndex.from_tuples(text.columns)
+    return numbers, text
 
 
-def transfer_matrix(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(numbers, formatted): mean FSR of scored (columns) on models manipulated through attacking (rows)."""
-    if scores.empty:
+def _drop_text(interpreter: str, low: float, high: float) -> str:
+    if pd.isna(high):
+        return "-"
+    if interpreter == CONTROL:
+        moved = max(abs(low), abs(high)) > CONTROL_TOP1_CHANGE
+        return f"{_fmt(high)}{CONTROL_MOVED if moved else ''}"
+    return f"{_fmt(high)}{DAGGER if high > MAX_TOP1_DROP else ''}"
+
+
+def transfer_matrix(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numbers, formatted): mean fooling of scored (columns) on models manipulated through attacking
+    (rows), over the counted rows (every attack and model); numbers has the blocks ``fooling``,
+    ``fsr`` (their mean FSR) and ``rows`` (how many)."""
+    if rows.empty or not rows["counted"].any():
         return pd.DataFrame(), pd.DataFrame()
-    if "kept" in scores:
-        scores = scores[scores["kept"]]
-    m = scores.pivot_table(index="attacking_interpreter", columns="scored_interpreter", values="fsr", aggfunc="mean")
-    return m, m.map(_fmt)
+    counted = rows[rows["counted"]]
+    table = counted.pivot_table(index="attacking_interpreter", columns="scored_interpreter",
+                                values=["fooling", "fsr"], aggfunc="mean")
+    count = counted.pivot_table(index="attacking_interpreter", columns="scored_interpreter", values="fooling",
+                                aggfunc="size")
+    count.columns = pd.MultiIndex.from_product([["rows"], count.columns])
+    numbers = pd.concat([table[["fooling"]], table[["fsr"]], count], axis=1)
+    fooling, n = numbers["fooling"], numbers["rows"].reindex(columns=numbers["fooling"].columns)
+    text = fooling.copy().astype(object)
+    for col in fooling.columns:
+        text[col] = [f"{_fmt(f)} ({int(k)})" if not pd.isna(f) else "-" for f, k in zip(fooling[col], n[col])]
+    return numbers, text
 
 
-def _mode(kept_adaptive: int, broken_adaptive: int) -> str:
-    if kept_adaptive:
-        return "adaptive"
-    # never attacked through itself, or every such attack broke the model
-    return "adaptive attacks broke the model" if broken_adaptive else "transfer only"
+def degenerate_table(degenerate: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numbers, formatted): per interpreter (rows) and model (columns), the base model's constant-map
+    rate (empty-map rate in parentheses), marked when it makes the interpreter degenerate there."""
+    if degenerate.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    text = degenerate.assign(text=[
+        f"{_fmt(c)} ({_fmt(e)}){' ' + DEGENERATE + ' degenerate' if d else ''}"
+        for c, e, d in zip(degenerate["baseline_constant_rate"], degenerate["baseline_empty_rate"],
+                           degenerate["degenerate"])])
+    text = text.pivot(index="scored_interpreter", columns="model", values="text").fillna("-")
+    text.index.name = "interpreter"
+    return degenerate.reset_index(drop=True), text
+
+
+# ------------------------------------------------------------------------------------ ranking
+
+
+def coverage(rows: pd.DataFrame) -> tuple[list[str], list[tuple[str, str]], dict[str, set[tuple[str, str]]]]:
+    """(ranked group, its common slots, every interpreter's own slots): the equal-coverage rule of the
+    module docstring. A slot is a (model, attack) where the interpreter's adaptive row is counted."""
+    own: dict[str, set[tuple[str, str]]] = {}
+    if not rows.empty:
+        adaptive = rows[rows["adaptive"] & rows["counted"]]
+        for name, g in adaptive.groupby("scored_interpreter"):
+            own[str(name)] = set(zip(g["model"], g["attack"]))
+    order = sorted(own, key=lambda n: (-len(own[n]), n))
+    group: list[str] = []
+    common: set[tuple[str, str]] = set()
+    if order:
+        need = MIN_COVERAGE * len(own[order[0]])
+        for name in order:
+            joined = own[name] if not group else common & own[name]
+            if len(joined) >= need:
+                group.append(name)
+                common = joined
+    slots = sorted(common, key=lambda s: (attack_order({a for _, a in common}).index(s[1]), s[0]))
+    return group, slots, own
+
+
+def _means(rows: pd.DataFrame) -> dict[str, float]:
+    return {name: float(_num(rows, name).mean()) if len(rows) else np.nan
+            for name in ("fooling", "fsr", "baseline_fsr", "control_fsr")}
+
+
+def _ranking(rows: pd.DataFrame, cells: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """The ranking frame and the common slots of its equal-coverage section."""
+    status = cells["status"] if "status" in cells else pd.Series(STATUS_OK, index=cells.index)
+    attacked = cells[cells.get("interpreter", pd.Series(dtype=object)) != CONTROL] if len(cells) else cells
+    names = set(rows["scored_interpreter"]) if len(rows) else set()
+    names |= set(attacked["interpreter"]) if len(attacked) else set()
+    if not names:
+        return pd.DataFrame(), []
+    group, slots, own = coverage(rows)
+    lines = []
+    for name in sorted(names):
+        mine = rows[rows["scored_interpreter"] == name] if len(rows) else rows
+        adaptive = mine[mine["adaptive"]] if len(mine) else mine
+        transfer = mine[~mine["adaptive"] & mine["counted"]] if len(mine) else mine
+        own_cells = attacked[attacked["interpreter"] == name] if len(attacked) else attacked
+        blocked = own_cells[status.reindex(own_cells.index) == STATUS_NOT_ATTACKABLE]
+        ok_cells = own_cells[status.reindex(own_cells.index) == STATUS_OK]
+        if name in group:
+            section, used = RANKED, slots
+        elif name in own:
+            section, used = PARTIAL, sorted(own[name])
+        elif len(ok_cells) == 0 and len(blocked):
+            section, used = NOT_ATTACKABLE, []
+        elif len(adaptive):
+            section, used = LEFT_OUT, []
+        else:
+            section, used = TRANSFER_ONLY, []
+        chosen = adaptive[[(m, a) in set(used) for m, a in zip(adaptive["model"], adaptive["attack"])]] \
+            if len(adaptive) else adaptive
+        chosen = chosen[chosen["counted"]] if len(chosen) else chosen
+        means, tmeans = _means(chosen), _means(transfer)
+        degenerate_on = sorted(set(mine[mine["degenerate"]]["model"])) if len(mine) else []
+        lines.append({
+            "section": section, "interpreter": name, **means, "slots": len(used),
+            "own_slots": len(own.get(name, ())), "adaptive_rows": len(adaptive),
+            "left_out_uninformative": int((~adaptive["informative"]).sum()) if len(adaptive) else 0,
+            "left_out_not_kept": int((~adaptive["kept"]).sum()) if len(adaptive) else 0,
+            "left_out_degenerate": int(adaptive["degenerate"].sum()) if len(adaptive) else 0,
+            "left_out_no_control": int((~adaptive["has_control"]).sum()) if len(adaptive) else 0,
+            "not_attackable_cells": len(blocked),
+            "degenerate_on": ",".join(degenerate_on),
+            "mean_top1_drop": _num(ok_cells, "top1_drop").mean() if len(ok_cells) else np.nan,
+            "transfer_fooling": tmeans["fooling"], "transfer_fsr": tmeans["fsr"], "transfer_rows": len(transfer),
+        })
+    df = pd.DataFrame(lines)
+    df["_section"] = df["section"].map({s: i for i, s in enumerate(SECTIONS)})
+    adaptive_sections = df["section"].isin([RANKED, PARTIAL])
+    df["_key"] = np.where(adaptive_sections, df["fooling"], df["transfer_fooling"])
+    df["_key2"] = np.where(adaptive_sections, df["fsr"], df["transfer_fsr"])
+    df = df.sort_values(["_section", "_key", "_key2", "interpreter"], na_position="last")
+    df = df.drop(columns=["_section", "_key", "_key2"]).reset_index(drop=True)
+    df.insert(1, "rank", df.groupby("section", sort=False).cumcount() + 1)
+    return df, slots
 
 
 def ranking(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
-    """Interpreters by mean adaptive FSR (ascending: lower is more robust); numbers only."""
-    if scores.empty:
-        return pd.DataFrame()
-    rows = []
-    if "kept" not in scores:
-        scores = scores.assign(kept=True)
-    for name, group in scores.groupby("scored_interpreter"):
-        broken = int((group["adaptive"] & ~group["kept"]).sum())
-        adaptive = group[group["adaptive"] & group["kept"]]
-        transfer = group[~group["adaptive"] & group["kept"]]
-        drops = cells[cells["interpreter"] == name]["top1_drop"] if not cells.empty else pd.Series(dtype=float)
-        rows.append({
-            "interpreter": name,
-            "adaptive_fsr": adaptive["fsr"].mean() if len(adaptive) else float("nan"),
-            "adaptive_baseline_fsr": adaptive["baseline_fsr"].mean() if len(adaptive) else float("nan"),
-            "adaptive_cells": len(adaptive),
-            "adaptive_cells_over_drop": broken,
-            "mean_top1_drop": drops.mean() if len(drops) else float("nan"),
-            "transfer_fsr": transfer["fsr"].mean() if len(transfer) else float("nan"),
-            "transfer_cells": len(transfer),
-            "mode": _mode(len(adaptive), broken),
-        })
-    df = pd.DataFrame(rows)
-    df["_key"] = df["adaptive_fsr"].fillna(df["transfer_fsr"])
-    df = df.sort_values(["mode", "_key", "interpreter"]).drop(columns="_key").reset_index(drop=True)
-    df.insert(0, "rank", range(1, len(df) + 1))
-    return df
+    """Interpreters by section (:data:`SECTIONS`) and, within one, by mean fooling (adaptive sections)
+    or mean transfer fooling (the others), ascending: lower is more robust; numbers only.
+    ``scores`` is :func:`scores_frame`, ``cells`` the cell records (those not attackable included,
+    for that section)."""
+    seeds = seed_rows(scores, cells)
+    rows = aggregate(seeds, degenerate_maps(seeds))
+    return _ranking(rows, cells)[0]
 
+
+# ------------------------------------------------------------------------------------ writing
 
 #: The columns of ``scores.csv`` (those a store lacks are left out).
 SCORE_COLUMNS = [
-    "model", "attack", "attacking_interpreter", "scored_interpreter", "adaptive", "fsr", "fsr_ci_low",
-    "fsr_ci_high", "baseline_fsr", "n", "spearman", "topk_intersection", "accuracy_before.top1",
-    "accuracy_after.top1", "accuracy_before.top5", "accuracy_after.top5", "top1_drop", "kept", "lr", "lam",
-    "steps", "cell_id",
+    "model", "attack", "attacking_interpreter", "scored_interpreter", "seed", "adaptive", "control", "fsr",
+    "fsr_ci_low", "fsr_ci_high", "baseline_fsr", "baseline_fsr_ci_low", "baseline_fsr_ci_high", "control_fsr",
+    "fooling", "n", "successes", "empty_rate", "constant_rate", "baseline_empty_rate", "baseline_constant_rate",
+    *(f"{g}.{name}" for g in GROUPS for name in ("fsr", "fsr_ci_low", "fsr_ci_high", "baseline_fsr", "control_fsr",
+                                                "fooling", "n", "empty_rate", "constant_rate",
+                                                "baseline_empty_rate", "baseline_constant_rate")),
+    "spearman", "topk_intersection", "accuracy_before.top1", "accuracy_after.top1", "accuracy_before.top5",
+    "accuracy_after.top5", "top1_drop", "kept", "lr", "lam", "steps", "cell_id", "control_cell",
 ]
-_CELL_COLUMNS = ["model", "attack", "accuracy_before.top1", "accuracy_after.top1", "accuracy_before.top5",
-                 "accuracy_after.top5", "top1_drop"]
+_CELL_COLUMNS = ["accuracy_before.top1", "accuracy_after.top1", "accuracy_before.top5", "accuracy_after.top5"]
 
 
-def scores_long(scores: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per score with its cell's accuracy and hyper-parameters, sorted (numbers only)."""
-    if scores.empty:
+def scores_long(seeds: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per score and seed (:func:`seed_rows`) with its cell's accuracy and hyper-parameters,
+    sorted (numbers only)."""
+    if seeds.empty:
         return pd.DataFrame(columns=SCORE_COLUMNS)
-    df = scores.copy()
-    if "fsr_ci" in df:  # the Wilson interval, stored as [low, high]
-        for i, name in enumerate(("fsr_ci_low", "fsr_ci_high")):
-            df[name] = df["fsr_ci"].map(lambda v, i=i: v[i] if isinstance(v, list) else float("nan"))
+    df = seeds.copy()
     for key in ("lr", "lam", "steps"):
         if f"params.{key}" in df:
             df[key] = df[f"params.{key}"]
     if not cells.empty:
-        keep = ["cell_id", *(c for c in _CELL_COLUMNS[2:] if c in cells and c not in df)]
+        keep = ["cell_id", *(c for c in _CELL_COLUMNS if c in cells and c not in df)]
         df = df.merge(cells[keep], on="cell_id", how="left")
     df = df[[c for c in SCORE_COLUMNS if c in df]]
-    keys = ["attack", "model", "attacking_interpreter", "scored_interpreter"]
-    return df.sort_values(keys, key=lambda s: _attack_key(s) if s.name == "attack" else s).reset_index(drop=True)
+    return _sort(df, ["attack", "model", "attacking_interpreter", "scored_interpreter", "seed"])
 
 
-def _markdown(title: str, frame: pd.DataFrame, note: str) -> str:
-    if frame.empty:
-        return f"# {title}\n\nNo results yet.\n"
+def _flat(frame: pd.DataFrame) -> pd.DataFrame:
     flat = frame.copy()
     if isinstance(flat.columns, pd.MultiIndex):
         flat.columns = [" / ".join(map(str, c)) for c in flat.columns]
-    flat = flat.reset_index() if not isinstance(flat.index, pd.RangeIndex) else flat
-    return f"# {title}\n\n{note}\n\n{tabulate(flat, headers='keys', tablefmt='github', showindex=False)}\n"
+    return flat.reset_index() if not isinstance(flat.index, pd.RangeIndex) else flat
+
+
+def _markdown(title: str, frame: pd.DataFrame | dict[str, pd.DataFrame], note: str) -> str:
+    """A Markdown page: the title, the note, then the table (or one table per heading of a dict)."""
+    parts = frame if isinstance(frame, dict) else {"": frame}
+    if all(part.empty for part in parts.values()):
+        return f"# {title}\n\nNo results yet.\n"
+    body = []
+    for heading, part in parts.items():
+        if part.empty:
+            continue
+        table = tabulate(_flat(part), headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+        body.append(f"## {heading}\n\n{table}\n" if heading else f"{table}\n")
+    return f"# {title}\n\n{note}\n\n" + "\n".join(body)
+
+
+def _by_model(text: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The formatted FSR table as one table per model (columns: the scored interpreters)."""
+    if text.empty:
+        return {}
+    return {str(model): text[model] for model in text.columns.unique(level=0)}
+
+
+_MARKS_NOTE = (f"Markers: {DAGGER} not kept (a seed's manipulation cost more than {MAX_TOP1_DROP:g} points of "
+               f"top-1); {UNINFORMATIVE} uninformative (mean baseline or control FSR >= {UNINFORMATIVE_FSR:g} %, "
+               f"of the mean or of an Active class); {DEGENERATE} the scored interpreter is degenerate on this model "
+               f"(>= {DEGENERATE_RATE:g} % of its base-model maps constant); {NO_CONTROL} a seed has no control "
+               "score. Marked rows are shown and left out of every aggregate (ranking, transfer matrix).")
+_SEEDS_NOTE = ("Each row is the mean over the seeds of its cell (std: sample standard deviation over the seeds); "
+               "its interval runs from the lowest per-seed Wilson 95 % lower bound to the highest per-seed upper "
+               "bound, so it covers both the sampling of the scored images and the seed spread. Control: the scored "
+               "interpreter's FSR on the same fine-tuning with lambda = 0 and the same seed. Fooling: the mean over "
+               "seeds of FSR - max(baseline, that seed's control).")
+
+
+def _notes(track: str, slots: list[tuple[str, str]], ranked: pd.DataFrame) -> dict[str, str]:
+    where = ", ".join(f"{m}/{a}" for m, a in slots) or "none"
+    group = list(ranked[ranked["section"] == RANKED]["interpreter"]) if len(ranked) else []
+    single = (f" With one interpreter ranked ({group[0]}), the ranking covers its own slots only."
+              if len(group) == 1 else "")
+    return {
+        "fsr": (f"FSR (%) on the {track} track, mean \u00b1 std over seeds, (baseline, control) FSR in "
+                "parentheses; rows: attack and attacking interpreter; one table per model, columns: scored "
+                f"interpreter. Lower is more robust. {_SEEDS_NOTE} {_MARKS_NOTE} fsr.csv holds the numbers "
+                "(also min, max, interval, fooling, seeds); detail.csv the per-seed values."),
+        "detail": (f"Every row of the FSR table on the {track} track with how it is made. {_SEEDS_NOTE} "
+                   "Empty / constant %: the share of the base model's (w0) and the manipulated model's (w*) maps "
+                   "that are all zero / constant over positions (never successes). Active rows give the FSR of "
+                   f"classes c1 and c2 with their intervals. {_MARKS_NOTE}"),
+        "accuracy": ("Top-1 / top-5 accuracy (%) of the base models and of each manipulated model (mean over seeds), "
+                     "and the largest top-1 drop against the base over the seeds. 'control' rows: the same "
+                     "fine-tuning with lambda = 0, showing what fine-tuning alone costs (SPEC: within "
+                     f"\u00b1{CONTROL_TOP1_CHANGE:g} points; {CONTROL_MOVED}: moved more). {DAGGER}: a seed cost more "
+                     f"than {MAX_TOP1_DROP:g} points, so that manipulation is not kept."),
+        "transfer": ("Mean fooling (FSR above max(baseline, control), %) of the scored interpreter (columns) on models "
+                     "manipulated through the attacking interpreter (rows), over attacks and models, with the number "
+                     "of rows in parentheses; the diagonal is adaptive. Only rows that are informative, kept, not "
+                     "degenerate and with their controls count; transfer.csv holds the fooling, mean FSR and count."),
+        "degenerate": (f"Constant-map rate (%) of each interpreter's maps of each base model (empty-map rate in "
+                       f"parentheses), mean over its scores. {DEGENERATE} degenerate: >= {DEGENERATE_RATE:g} % "
+                       "constant; its rows on that model are never ranked as robust."),
+        "ranking": (
+            "Interpreters by mean fooling (FSR above max(baseline, control)) of their adaptive rows; lower is "
+            "more robust. A slot is a (model, attack) where the interpreter's adaptive row counts (informative, "
+            "kept, not degenerate, with controls). Interpreters are taken by decreasing number of slots; each "
+            "joins the ranked group when the slots common to the group still number at least "
+            f"{MIN_COVERAGE:g} x the largest coverage. The group ('{RANKED}') is ranked over exactly those "
+            f"{len(slots)} common slot{'' if len(slots) == 1 else 's'} ({where}); fsr is the raw mean FSR over the same slots.{single} Others "
+            f"with counted adaptive rows are ranked under '{PARTIAL}' over their own slots (not comparable with "
+            f"the group). Then: '{NOT_ATTACKABLE}' (every adaptive cell not attackable: never robust), "
+            f"'{LEFT_OUT}' (no adaptive row counts), '{TRANSFER_ONLY}' (never attacked through itself), each by "
+            "mean transfer fooling. 'left out' counts the adaptive rows left out and why (ranking.csv: "
+            "left_out_*); degenerate_on lists the models where the interpreter's base maps are constant."),
+    }
+
+
+def _ranking_text(rank: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    if rank.empty:
+        return {}
+    text = rank.copy()
+    for col in ("fooling", "fsr", "baseline_fsr", "control_fsr", "mean_top1_drop", "transfer_fooling",
+                "transfer_fsr"):
+        text[col] = text[col].map(_fmt)
+    reasons = ("uninformative", "not_kept", "degenerate", "no_control")
+    text["left out"] = [", ".join(f"{int(n)} {why.replace('_', ' ')}" for why, n in zip(reasons, counts) if n) or "-"
+                        for counts in zip(*(rank[f"left_out_{why}"] for why in reasons))]
+    text = text[["section", "rank", "interpreter", "fooling", "fsr", "baseline_fsr", "control_fsr", "slots",
+                 "own_slots", "adaptive_rows", "left out", "not_attackable_cells", "degenerate_on", "mean_top1_drop",
+                 "transfer_fooling", "transfer_fsr", "transfer_rows"]]
+    return {section: text[text["section"] == section].drop(columns="section")
+            for section in SECTIONS if (text["section"] == section).any()}
 
 
 def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str, Path]:
@@ -232,42 +690,39 @@ def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str
     written paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cells, scores = cells_frame(store, track), scores_frame(store, track)
-    scores = with_accuracy(scores, cells)
-    fsr_n, fsr_t = fsr_table(scores)
-    acc_n, acc_t = accuracy_table(cells)
-    tr_n, tr_t = transfer_matrix(scores)
-    rank = ranking(scores, cells)
-    rank_t = rank.copy()
-    for col in ("adaptive_fsr", "adaptive_baseline_fsr", "mean_top1_drop", "transfer_fsr"):
-        if col in rank_t:
-            rank_t[col] = rank_t[col].map(_fmt)
-    tables = {
-        "fsr": (fsr_n, fsr_t, f"FSR (%) on the {track} track, baseline FSR in parentheses; rows: attack and "
-                "attacking interpreter, columns: model and scored interpreter. Lower is more robust. "
-                f"{DAGGER}: the manipulation cost more than {MAX_TOP1_DROP:g} points of top-1, so the model was "
-                "not kept; not counted in the transfer matrix or the ranking."),
-        "accuracy": (acc_n, acc_t, "Top-1 / top-5 accuracy (%) of the base models and of each manipulated model."),
-        "transfer": (tr_n, tr_t, "Mean FSR (%) of the scored interpreter (columns) on models manipulated through "
-                     "the attacking interpreter (rows), over attacks and models; the diagonal is adaptive. "
-                     f"Manipulations that cost more than {MAX_TOP1_DROP:g} points of top-1 are left out."),
-        "ranking": (rank, rank_t, "Interpreters ranked by mean adaptive FSR (lower is more robust); those "
-                    "with no adaptive cell in this grid follow, ranked by transfer FSR. Means leave out the "
-                    f"manipulations that cost more than {MAX_TOP1_DROP:g} points of top-1 "
-                    "(adaptive_cells_over_drop counts them); mean_top1_drop is over all of them."),
+    cells = cells_frame(store, track, (STATUS_OK, STATUS_NOT_ATTACKABLE))
+    ok_cells = cells[cells["status"] == STATUS_OK] if len(cells) else cells
+    seeds = seed_rows(scores_frame(store, track), ok_cells)
+    degenerate = degenerate_maps(seeds)
+    rows = aggregate(seeds, degenerate)
+    rank, slots = _ranking(rows, cells) if len(rows) or len(cells) else (pd.DataFrame(), [])
+    fsr_n, fsr_t = fsr_table(rows)
+    detail_n, detail_t = detail_table(rows)
+    notes = _notes(track, slots, rank)
+    tables: dict[str, tuple[pd.DataFrame, Any]] = {
+        "fsr": (fsr_n, _by_model(fsr_t)),
+        "detail": (detail_n, detail_t),
+        "accuracy": accuracy_table(ok_cells),
+        "transfer": transfer_matrix(rows),
+        "degenerate": degenerate_table(degenerate),
+        "ranking": (rank, _ranking_text(rank)),
     }
     written: dict[str, Path] = {"scores.csv": out / "scores.csv"}
-    atomic_write_text(written["scores.csv"], scores_long(scores, cells).to_csv(index=False))
-    for name, (numbers, text, note) in tables.items():
+    atomic_write_text(written["scores.csv"], scores_long(seeds, ok_cells).to_csv(index=False))
+    for name, (numbers, text) in tables.items():
         csv_path, md_path = out / f"{name}.csv", out / f"{name}.md"
-        atomic_write_text(csv_path, numbers.to_csv())
-        atomic_write_text(md_path, _markdown(f"{track}: {name}", text, note))
+        atomic_write_text(csv_path, numbers.to_csv(index=not isinstance(numbers.index, pd.RangeIndex)))
+        atomic_write_text(md_path, _markdown(f"{track}: {name}", text, notes[name]))
         written[f"{name}.csv"], written[f"{name}.md"] = csv_path, md_path
     return written
 
 
+# ------------------------------------------------------------------------------------ publishing
+
 #: The folder of a leaderboard that holds its records (a store without weights).
 RECORDS = "records"
+#: The statuses of the cells a leaderboard shows (a not-attackable cell has no scores but says so).
+PUBLISHED = (STATUS_OK, STATUS_NOT_ATTACKABLE)
 
 
 def records_store(out_dir: str | Path) -> Store:
@@ -275,12 +730,19 @@ def records_store(out_dir: str | Path) -> Store:
     return Store(Path(out_dir) / RECORDS)
 
 
+def _is_control(record: CellRecord) -> bool:
+    return record.config.get("interpreter") == CONTROL
+
+
 def _slot(record: CellRecord) -> tuple[Any, ...]:
-    """Where a cell sits in a grid, whatever its hyper-parameters and schema version."""
+    """Where a cell sits in a grid, whatever its hyper-parameters and schema version. A control's
+    place includes its fine-tuning parameters: the cells of one (model, attack, seed) may have
+    controls of different schedules (an interpreter's own learning rate), each the control of its own."""
     c = record.config
     params = sorted((c.get("interpreter_params") or {}).items())
-    return (c.get("track"), c.get("model"), c.get("attack"), c.get("interpreter"), repr(params), c.get("seed"),
+    slot = (c.get("track"), c.get("model"), c.get("attack"), c.get("interpreter"), repr(params), c.get("seed"),
             repr(c.get("classes")))
+    return (*slot, repr(sorted((c.get("params") or {}).items()))) if _is_control(record) else slot
 
 
 def _summary(record: ScoreRecord) -> ScoreRecord:
@@ -326,24 +788,44 @@ def check_sizes(board: Store, track: str, sizes: tuple[Any, Any]) -> None:
         )
 
 
+def _remove(board: Store, record: CellRecord) -> None:
+    board.drop_scores(record.cell_id)
+    board.cell_path(record.cell_id).unlink(missing_ok=True)
+
+
+def _control_of(record: CellRecord) -> str | None:
+    control = getattr(record, "control_cell", None) or record.metrics.get("control_cell")
+    return control if isinstance(control, str) else None
+
+
 def publish(source: Store, board: Store, track: str, cell_ids: set[str] | None = None) -> int:
-    """Copy the ok cells of ``track`` of the current version in ``source`` (those in ``cell_ids``
-    when given; one per grid place) and their ok scores into the leaderboard's records ``board``;
-    every record of ``board`` in the same grid place with another id is removed with its scores.
-    Returns the number of cells published."""
-    records = [r for r in source.records(track=track, status="ok", version=BENCHMARK_VERSION)
-               if cell_ids is None or r.cell_id in cell_ids]
-    chosen = _chosen(records, cell_ids)
+    """Copy the ok and not-attackable cells of ``track`` of the current version in ``source`` (those in
+    ``cell_ids`` when given; one per grid place), the control each names (whatever ``cell_ids`` says),
+    and their ok scores into the leaderboard's records ``board``; every record of ``board`` in the
+    same grid place with another id is removed with its scores, and so is every control that no cell
+    of ``board`` names any more. Returns the number of cells published, controls included."""
+    every = {r.cell_id: r for r in source.records(track=track, version=BENCHMARK_VERSION) if r.status in PUBLISHED}
+    attacked = [r for r in every.values() if not _is_control(r) and (cell_ids is None or r.cell_id in cell_ids)]
+    chosen = _chosen(attacked, cell_ids)
+    named = {_control_of(r) for r in chosen.values()}
+    named |= {_control_of(r) for r in board.records(track=track) if not _is_control(r)
+              and chosen.get(_slot(r)) is None and (cell_ids is None or r.cell_id in cell_ids)}
+    controls = [every[i] for i in named if i in every and every[i].ok]
+    chosen.update(_chosen(controls, None))
     for sizes in {evaluation_sizes(r) for r in chosen.values()}:
         check_sizes(board, track, sizes)
     for old in board.records(track=track):
         new = chosen.get(_slot(old))
         if new is not None and new.cell_id != old.cell_id:
-            board.drop_scores(old.cell_id)
-            board.cell_path(old.cell_id).unlink(missing_ok=True)
+            _remove(board, old)
     for record in chosen.values():
         board.write(record)
         for score in source.scores(record.cell_id):
             if score.ok:
                 board.write(_summary(score))
+    held = list(board.records(track=track))
+    used = {_control_of(r) for r in held if not _is_control(r)}
+    for record in held:
+        if _is_control(record) and record.cell_id not in used:
+            _remove(board, record)
     return len(chosen)
