@@ -26,7 +26,7 @@ from robustbench_interp.options import (
     selected_seeds,
     split_list,
 )
-from robustbench_interp.regression import DEFAULT_TOLERANCES
+from robustbench_interp.regression import DEFAULT_TOLERANCES, FLOORS, SPREAD_FACTOR
 
 if TYPE_CHECKING:
     from robustbench_interp.store import Store
@@ -66,10 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--score-with", default=None, metavar="I1,I2",
                        help="interpreters scored on each cell beside the attacking one (default: "
                             + ",".join(CHECK_SCORERS) + ")")
-    check.add_argument("--fsr-tolerance", type=float, default=DEFAULT_TOLERANCES["fsr"],
-                       help="FSR points a number may move (default: %(default)s)")
-    check.add_argument("--top1-tolerance", type=float, default=DEFAULT_TOLERANCES["top1"],
-                       help="top-1 points an accuracy may move (default: %(default)s)")
+    check.add_argument("--fsr-tolerance", type=float, default=None,
+                       help="FSR points a recomputed FSR may move (default: derived per number from the committed "
+                            f"seeds' spread, max({SPREAD_FACTOR:g} x std, {FLOORS['fsr']:g}); "
+                            f"{DEFAULT_TOLERANCES['fsr']:g} with fewer than two seeds)")
+    check.add_argument("--top1-tolerance", type=float, default=None,
+                       help="top-1 points the manipulated model's accuracy may move (default: derived from the "
+                            f"committed seeds' spread, max({SPREAD_FACTOR:g} x std, {FLOORS['top1']:g}); "
+                            f"{DEFAULT_TOLERANCES['top1']:g} with fewer than two seeds). The base model's numbers "
+                            "must match exactly")
     check.add_argument("--store", default=None, dest="rbi_store",
                        help="where the recomputed cells go (default: a temporary folder, removed afterwards)")
 
