@@ -58,6 +58,19 @@ class NotDifferentiableError(InterpreterError):
     such an interpreter gets transfer cells only."""
 
 
+class GradientMaskingError(NotDifferentiableError):
+    """An adaptive manipulation found that its penalty has no gradient with respect to the model's
+    weights (zero, or not connected to them at all) on each of its first optimizer steps: the maps
+    do not depend on the weights through autograd (a ``.detach()``, ``torch.no_grad``, a numpy
+    round-trip, a degenerate target layer). The interpreter is then not attackable adaptively: like
+    a declared non-differentiable one, it gets transfer cells only and is never ranked as robust.
+    ``norms`` holds the measured gradient norms (all 0), one per optimizer step checked."""
+
+    def __init__(self, message: str, norms: list[float] | tuple[float, ...] = ()) -> None:
+        super().__init__(message)
+        self.norms = [float(n) for n in norms]
+
+
 class UnsupportedModelError(RBIError, TypeError):
     """An interpreter met a layer or operation it has no rule for (e.g. LRP on an unknown op)."""
 

@@ -7,6 +7,25 @@ the penalty computed *through* the attacking interpreter (``create_graph=True``)
 is constant, as in the paper, or decays linearly to 0 over the last ``params.cooldown`` of the steps. With
 ``params.adv`` the cross-entropy term is taken on "free" adversarial examples (Shafahi et al. 2019)
 as the manipulation runs, so an adversarially trained base model stays adversarially trained.
+
+Honest scoring (SPEC section 8) asks three more things of the loop:
+
+- **Fresh noise.** A stochastic interpreter (SmoothGrad) gets the noise seed
+  ``attack_noise_seed(seed, t)`` at optimizer step ``t`` (replays counted), a seed scoring never uses
+  (:mod:`robustbench_interp.interpreters.noise`): the attacker optimises the expectation over the
+  noise, not ten fixed patterns. Within a step the original model's reference maps use the same
+  noise as the manipulated model's (common random numbers).
+- **Gradient masking detected.** On each of the first ``MASKING_CHECK_STEPS`` optimizer steps the
+  global L2 norm of ``d penalty / d weights`` is measured on its own (before the joint backward; a
+  penalty not connected to the weights counts as 0) and kept in
+  :attr:`Manipulation.penalty_grad_norms` (every step of a shorter run). Several steps, because Center-mass's penalty has a zero
+  subgradient at ``w == w0``. When every one of them is exactly 0, the penalty cannot move the
+  weights and the loop stops with a :class:`GradientMaskingError`: the interpreter is scored by
+  transfer only, never ranked as robust. A norm that is not finite is no masking but a diverging
+  manipulation, and fails the cell like a non-finite loss.
+- **Control.** With ``lambda = 0`` the penalty is never computed (no interpreter call; the
+  interpreter may be None): the control is plain fine-tuning with the same schedule, data order and
+  seed as the manipulations it controls.
 """
 
 from __future__ import annotations
@@ -14,7 +33,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,25 +47,35 @@ from robustbench_interp.config import AttackParams
 from robustbench_interp.errors import (
     AttackError,
     ConfigError,
+    GradientMaskingError,
     InterpreterError,
     NotDifferentiableError,
     RBIError,
 )
 from robustbench_interp.interpreters.base import Interpreter, capture_output, check_map
 from robustbench_interp.interpreters.isolation import isolated
+from robustbench_interp.interpreters.noise import attack_noise_seed
 from robustbench_interp.models.adversarial import FreePerturbation
 
 #: Called after every step with (step, total_steps, losses); used for progress bars.
-ProgressFn = Callable[[int, int, dict[str, float]], None]
+ProgressFn = Callable[[int, int, dict[str, float | None]], None]
+
+#: The first optimizer steps on which the penalty's gradient w.r.t. the weights is measured; all of
+#: them exactly 0 is gradient masking (:class:`GradientMaskingError`).
+MASKING_CHECK_STEPS = 5
 
 
 @dataclass
 class Manipulation:
-    """The outcome of one manipulation: the fine-tuned model and its loss history."""
+    """The outcome of one manipulation: the fine-tuned model, its loss history (``penalty`` is None
+    in a control run, which never computes it), and the global L2 norm of the penalty's gradient
+    w.r.t. the weights on each of the first :data:`MASKING_CHECK_STEPS` optimizer steps (empty in a
+    control run)."""
 
     model: nn.Module
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float | None]] = field(default_factory=list)
     seconds: float = 0.0
+    penalty_grad_norms: list[float] = field(default_factory=list)
 
 
 def _cycle(loader: DataLoader) -> Iterator:
@@ -107,16 +136,20 @@ class _Penalty:
         self.model0, self.layer0 = model0, layer0
         self.grid: tuple[int, int] | None = None
 
-    def _maps(self, model: nn.Module, layer: nn.Module | None, x: Tensor, target: Tensor, *, graph: bool) -> Tensor:
-        h = explain_checked(self.interpreter, model, x, target, layer, create_graph=graph, grid=self.grid)
+    def _maps(self, interpreter: Interpreter, model: nn.Module, layer: nn.Module | None, x: Tensor, target: Tensor,
+              *, graph: bool) -> Tensor:
+        h = explain_checked(interpreter, model, x, target, layer, create_graph=graph, grid=self.grid)
         return h if graph else h.detach()
 
-    def __call__(self, model: nn.Module, layer: nn.Module | None, x: Tensor, y: Tensor) -> Tensor:
+    def __call__(self, model: nn.Module, layer: nn.Module | None, x: Tensor, y: Tensor, noise_seed: int) -> Tensor:
+        """The penalty on batch ``x``, every map of it (manipulated and reference) with the noise of
+        ``noise_seed`` when the interpreter is stochastic."""
         if self.grid is None:
             self.grid = expected_grid(self.interpreter, self.model0, self.layer0, x)
+        interpreter = self.interpreter.reseeded(noise_seed)
         targets = self.attack.targets(y, self.classes)
-        h = tuple(self._maps(model, layer, x, t, graph=True) for t in targets)
-        h0 = (tuple(self._maps(self.model0, self.layer0, x, t, graph=False) for t in targets)
+        h = tuple(self._maps(interpreter, model, layer, x, t, graph=True) for t in targets)
+        h0 = (tuple(self._maps(interpreter, self.model0, self.layer0, x, t, graph=False) for t in targets)
               if self.attack.uses_reference else None)
         try:
             pen = self.attack.penalty_of(h, h0, self.attack_params)
@@ -130,15 +163,65 @@ class _Penalty:
         return pen.reshape(())
 
 
-def _backward(loss: Tensor, interpreter: Interpreter, attack: Attack) -> None:
+def _name(interpreter: Interpreter | None) -> str:
+    return repr(interpreter.name) if interpreter is not None else "(none: a control run)"
+
+
+def _backward(loss: Tensor, interpreter: Interpreter | None, attack: Attack) -> None:
     """``loss.backward()``; a failure there (in a plug-in's autograd function) fails the cell, naming both."""
     try:
         loss.backward()
-    except Exception as exc:  # noqa: BLE001 - a plug-in's backward pass failed
+    except Exception as exc:  # a plug-in's backward pass failed
         raise InterpreterError(
-            f"the backward pass through interpreter {interpreter.name!r} and attack {attack.name!r} raised "
+            f"the backward pass through interpreter {_name(interpreter)} and attack {attack.name!r} raised "
             f"{type(exc).__name__}: {exc}"
         ) from exc
+
+
+def penalty_grad_norm(pen: Tensor, weights: Sequence[Tensor]) -> float:
+    """The global L2 norm of ``d pen / d weights`` (in float64, so that a tiny gradient does not
+    underflow to a false 0), the graph kept for the joint backward; 0 when ``pen`` is not connected
+    to the weights. NaN or inf when the gradient is not finite."""
+    if not pen.requires_grad:
+        return 0.0
+    grads = torch.autograd.grad(pen, list(weights), retain_graph=True, allow_unused=True)
+    norms = [torch.linalg.vector_norm(g.detach(), dtype=torch.float64) for g in grads if g is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
+class _MaskingCheck:
+    """Gradient masking detection (module doc): the penalty's gradient norm on the first ``window``
+    optimizer steps, and a :class:`GradientMaskingError` when every one of them is 0."""
+
+    def __init__(self, weights: Sequence[Tensor], window: int, interpreter: Interpreter, attack: Attack) -> None:
+        self.weights, self.window, self.interpreter, self.attack = list(weights), window, interpreter, attack
+        self.norms: list[float] = []
+
+    def __call__(self, pen: Tensor, t: int) -> None:
+        if t >= self.window:
+            return
+        try:
+            norm = penalty_grad_norm(pen, self.weights)
+        except Exception as exc:  # a plug-in's backward pass failed
+            raise InterpreterError(
+                f"the backward pass through interpreter {_name(self.interpreter)} and attack {self.attack.name!r} "
+                f"raised {type(exc).__name__}: {exc}"
+            ) from exc
+        if not math.isfinite(norm):
+            raise InterpreterError(
+                f"the gradient of the penalty of attack {self.attack.name!r} through interpreter "
+                f"{_name(self.interpreter)} w.r.t. the weights is {norm} at optimizer step {t}; lower lr or lambda"
+            )
+        self.norms.append(norm)
+        if len(self.norms) == self.window and not any(self.norms):
+            raise GradientMaskingError(
+                f"the penalty of attack {self.attack.name!r} through interpreter {_name(self.interpreter)} has no "
+                f"gradient w.r.t. the model's weights on any of the first {self.window} optimizer steps: its maps "
+                "do not depend on the weights through autograd (a .detach(), torch.no_grad, a numpy round-trip, "
+                "or a degenerate target layer), so the cell cannot be attacked adaptively and is ranked by "
+                "transfer only",
+                norms=self.norms,
+            )
 
 
 def lr_factor(step: int, total: int, cooldown: float) -> float:
@@ -161,7 +244,7 @@ def corresponding_module(model0: nn.Module, model: nn.Module, layer: nn.Module |
 def manipulate(
     model0: nn.Module,
     layer0: nn.Module | None,
-    interpreter: Interpreter,
+    interpreter: Interpreter | None,
     attack: Attack | str,
     params: AttackParams,
     train_data: Dataset,
@@ -179,19 +262,18 @@ def manipulate(
     ``(x, ...)`` tuples) for Active fooling's penalty (passive attacks use the training batch).
     ``attack_params`` are the attack's own hyper-parameters (its ``Params`` or a dict; defaults when
     None). ``model0`` is not modified. The returned model is in eval mode on ``device``.
+
+    With ``params.lam == 0`` this is the control run: the penalty is never computed, ``interpreter``
+    is not called (it may be None) and ``fool_data`` is not needed. Otherwise a penalty without a
+    gradient w.r.t. the weights raises :class:`GradientMaskingError` (see the module doc).
     """
     from robustbench_interp.attacks.registry import get_attack
 
     attack = get_attack(attack)
+    control = params.lam == 0
     if not isinstance(attack_params, attack.Params):
         attack_params = attack.make_params(attack_params)
-    if not interpreter.differentiable:
-        raise NotDifferentiableError(
-            f"interpreter {interpreter.name!r} is not differentiable: it cannot be attacked adaptively "
-            "and is scored by transfer only"
-        )
-    if attack.two_classes and (fool_data is None or classes is None):
-        raise ConfigError(f"the {attack.name} attack needs fool_data (the composites) and classes=(c1, c2)")
+    adaptive = None if control else _check_adaptive(interpreter, attack, fool_data, classes)
     torch.manual_seed(seed)
     device = torch.device(device)
     model0 = model0.to(device).eval()
@@ -200,17 +282,21 @@ def manipulate(
     for p in model.parameters():
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
-    penalty = _Penalty(attack, interpreter, model0, layer0, attack_params, classes)
     batches = _cycle(_loader(train_data, params.batch_size, seed))
-    fool_batches = _cycle(_loader(fool_data, params.batch_size, seed + 1)) if fool_data is not None else None
+    fool_batches = _cycle(_loader(fool_data, params.batch_size, seed + 1)) if fool_data is not None and not control else None
     perturbation = FreePerturbation(params.eps) if params.adv else None
     replays = params.replays if params.adv else 1
     total = params.steps or params.epochs * max(1, len(train_data) // params.batch_size)  # type: ignore[arg-type]
+    penalty, masking = None, None
+    if adaptive is not None:
+        penalty = _Penalty(attack, adaptive, model0, layer0, attack_params, classes)
+        masking = _MaskingCheck(list(model.parameters()), min(MASKING_CHECK_STEPS, total * replays), adaptive, attack)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, params.cooldown))
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float | None]] = []
     start = time.perf_counter()
+    t = 0  # optimizer steps so far, replays counted: the index of the noise seed and of the masking check
     for step in range(total):
-        x, y = (t.to(device) for t in next(batches)[:2])
+        x, y = (t_.to(device) for t_ in next(batches)[:2])
         if fool_batches is not None:  # two-class attacks: composites; the targets are the two classes
             xf = next(fool_batches)
             xf = (xf[0] if isinstance(xf, (list, tuple)) else xf).to(device)
@@ -220,26 +306,51 @@ def manipulate(
         for _ in range(replays):
             x_ce = perturbation.perturb(x) if perturbation is not None else x
             ce = F.cross_entropy(model(x_ce), y)
-            pen = penalty(model, layer, xf, yf)
-            loss = ce + params.lam * pen
+            pen = None if penalty is None else penalty(model, layer, xf, yf, attack_noise_seed(seed, t))
+            loss = ce if pen is None else ce + params.lam * pen
             if not math.isfinite(float(loss.detach())):
                 raise InterpreterError(
                     f"the manipulation loss became {float(loss)} at step {step} (CE {float(ce):.4g}, "
-                    f"penalty {float(pen):.4g}); lower lr={params.lr} or lambda={params.lam}"
+                    f"penalty {_value(pen)}); lower lr={params.lr} or lambda={params.lam}"
                 )
+            if masking is not None and pen is not None:
+                masking(pen, t)
             optimizer.zero_grad(set_to_none=True)
             _backward(loss, interpreter, attack)
             optimizer.step()
+            t += 1
             if perturbation is not None:
                 perturbation.step()
-        record = {"step": float(step), "ce": float(ce.detach()), "penalty": float(pen.detach()),
+        record = {"step": float(step), "ce": float(ce.detach()), "penalty": _value(pen),
                   "loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"]}
         scheduler.step()
         history.append(record)
         if progress is not None:
             progress(step + 1, total, record)
     model.eval()
-    return Manipulation(model=model, history=history, seconds=time.perf_counter() - start)
+    return Manipulation(model=model, history=history, seconds=time.perf_counter() - start,
+                        penalty_grad_norms=masking.norms if masking is not None else [])
 
 
-__all__ = ["Manipulation", "corresponding_module", "expected_grid", "explain_checked", "lr_factor", "manipulate"]
+def _check_adaptive(interpreter: Interpreter | None, attack: Attack, fool_data: Dataset | None,
+                    classes: tuple[int, int] | None) -> Interpreter:
+    """Refuse an adaptive manipulation (``lambda > 0``) that cannot run, before any step; returns its interpreter."""
+    if interpreter is None:
+        raise ConfigError(f"the {attack.name} attack with lambda > 0 needs an interpreter (None is for a "
+                          "control run, lambda = 0)")
+    if not interpreter.differentiable:
+        raise NotDifferentiableError(
+            f"interpreter {interpreter.name!r} is not differentiable: it cannot be attacked adaptively "
+            "and is scored by transfer only"
+        )
+    if attack.two_classes and (fool_data is None or classes is None):
+        raise ConfigError(f"the {attack.name} attack needs fool_data (the composites) and classes=(c1, c2)")
+    return interpreter
+
+
+def _value(pen: Tensor | None) -> float | None:
+    return None if pen is None else float(pen.detach())
+
+
+__all__ = ["MASKING_CHECK_STEPS", "Manipulation", "corresponding_module", "expected_grid", "explain_checked",
+           "lr_factor", "manipulate", "penalty_grad_norm"]
