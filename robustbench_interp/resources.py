@@ -29,6 +29,9 @@ from robustbench_interp.metrics.accuracy import evaluate_accuracy
 from robustbench_interp.models import load_model, resolve_device
 from robustbench_interp.models.base import LoadedModel
 
+#: How many map sets of shared weights (controls) are kept (oldest dropped first).
+_SHARED_MAPS = 64
+
 #: An evaluation set of a cell: (key, images, target classes).
 EvalSet = tuple[str, Tensor, Tensor]
 
@@ -128,6 +131,7 @@ class Resources:
         self._maps0: dict[tuple[Any, ...], Tensor] = {}
         self._fingerprints: dict[tuple[str, str], str] = {}
         self._pristine: dict[tuple[str, str], nn.Module] = {}
+        self._shared_maps: dict[tuple[Any, ...], Tensor] = {}
 
     # ---- base models
 
@@ -239,16 +243,26 @@ class Resources:
         return self._maps0[cache_key]
 
     def maps_before_after(
-        self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module, limit: int | None = None
+        self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module, limit: int | None = None,
+        *, weights_key: str | None = None,
     ) -> list[tuple[Tensor, Tensor]]:
         """``(h0, h)`` per evaluation set of ``cfg``: maps of the base model (cached) and of the
-        manipulated ``model``, for the first ``limit`` images (all when None)."""
+        manipulated ``model``, for the first ``limit`` images (all when None). ``weights_key`` names
+        ``model``'s weights when several cells share them (the controls of one model and seed): its
+        maps are then computed once for all of them."""
         base = self.base(cfg.track, cfg.model)
         layer = corresponding_module(base.model, model, base.target_layer)
         pairs = []
         for key, x, t in self.eval_sets(cfg):
             h0 = self.reference_maps(cfg, interpreter, key, x, t)[:limit]
-            h = compute_maps(interpreter, model, layer, x[:limit], t[:limit], batch_size=self.batch_size,
-                             device=self.device)
+            shared = None if weights_key is None else (weights_key, interpreter.name, repr(interpreter), key, limit)
+            h = self._shared_maps.get(shared) if shared is not None else None
+            if h is None:
+                h = compute_maps(interpreter, model, layer, x[:limit], t[:limit], batch_size=self.batch_size,
+                                 device=self.device)
+                if shared is not None:
+                    self._shared_maps[shared] = h
+                    while len(self._shared_maps) > _SHARED_MAPS:
+                        self._shared_maps.pop(next(iter(self._shared_maps)))
             pairs.append((h0, h))
         return pairs

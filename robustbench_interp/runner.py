@@ -200,7 +200,8 @@ class Runner:
     def score(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
         """Score ``interpreter`` on manipulated ``model`` of cell ``cfg`` against the base model."""
         attack = get_attack(cfg.attack)
-        pairs = self.resources.maps_before_after(cfg, interpreter, model)
+        shared = self.weights_key(cfg) if cfg.is_control else None
+        pairs = self.resources.maps_before_after(cfg, interpreter, model, weights_key=shared)
         labels = None if attack.two_classes else self.resources.eval_sets(cfg)[0][2]
         try:
             return score_maps(attack, tuple(p[1] for p in pairs), tuple(p[0] for p in pairs),
