@@ -4,6 +4,7 @@
     rbi leaderboard         rebuild leaderboard/<track>/ from its records (adding a store's cells first)
     rbi check               recompute a few cells and compare them with the committed leaderboard
     rbi list                the registered interpreters, attacks, tracks and models
+    rbi train               re-train the tiny base models (the published weights) and write their manifest
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where the recomputed cells go (default: a temporary folder, removed afterwards)")
 
     sub.add_parser("list", help="list interpreters, attacks, tracks and models")
+    _add_train_parser(sub)
     return parser
 
 
@@ -327,11 +329,50 @@ def cmd_list(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_parser(sub: Any) -> None:
+    train = sub.add_parser("train", help="re-train the tiny base models with the published configs and write "
+                                         "their manifest (default: re-create the published weights)")
+    train.add_argument("--track", default="tiny", choices=("tiny",),
+                       help="the track whose base models are trained (only tiny trains its own; default: tiny)")
+    train.add_argument("--models", nargs="+", default=None, metavar="NAME",
+                       help="the models to train (default: all six, vgg resnet densenet and their -adv versions)")
+    train.add_argument("--out", default=None, metavar="DIR",
+                       help="the folder for <name>.pt and manifest.json (default: the package's published weights, "
+                            "robustbench_interp/weights/tiny)")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from robustbench_interp.errors import MissingResourceError
+    from robustbench_interp.models import published
+
+    try:
+        reference = published.read_manifest()["models"]  # read before the published folder is rewritten
+    except MissingResourceError:
+        reference = {}
+    out = Path(args.out) if args.out else published.weights_dir()
+
+    def pct(entry: dict[str, Any] | None, key: str) -> str:
+        return f"{100 * entry[key]:5.1f}%" if entry and key in entry else "    -"
+
+    def report(name: str, entry: dict[str, Any]) -> None:
+        ref = reference.get(name)
+        pgd = (f", PGD {pct(entry, 'test_pgd_top1')} (published {pct(ref, 'test_pgd_top1')})"
+               if "test_pgd_top1" in entry else "")
+        print(f"tiny/{name:13s} val {pct(entry, 'val_top1')} (published {pct(ref, 'val_top1')}), test "
+              f"{pct(entry, 'test_top1')} (published {pct(ref, 'test_top1')}){pgd}, trained in "
+              f"{entry['train_seconds']:.0f} s -> {out / entry['file']}", flush=True)
+
+    published.train_published(args.models, out, progress=True, report=report)
+    print(f"manifest: {out / published.MANIFEST}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from robustbench_interp.errors import RBIError
 
     args = build_parser().parse_args(argv)
-    commands = {"run": cmd_run, "leaderboard": cmd_leaderboard, "check": cmd_check, "list": cmd_list}
+    commands = {"run": cmd_run, "leaderboard": cmd_leaderboard, "check": cmd_check, "list": cmd_list,
+                "train": cmd_train}
     try:
         return commands[args.command](args)
     except RBIError as exc:

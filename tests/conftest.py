@@ -3,6 +3,7 @@ of images for them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -162,12 +163,17 @@ def batch():
 
 @pytest.fixture
 def random_resnet_cache(tmp_path, monkeypatch):
-    """A model cache holding a randomly initialised tiny ResNet where the trained one would be, so
-    ``rbi run`` loads it instead of training (the plumbing is under test, not the attack's strength)."""
-    from robustbench_interp.models import cache, load_model
-    from robustbench_interp.models.zoo import DEFAULT_TRAIN_CONFIGS
+    """Published weights holding a randomly initialised tiny ResNet (with its manifest entry) where
+    the trained one would be, so ``rbi run`` loads it instead of the published one (the plumbing is
+    under test, not the attack's strength); the model cache is an empty temporary folder."""
+    from robustbench_interp.models import cache, load_model, published
 
     monkeypatch.setenv(cache.ENV_CACHE_DIR, str(tmp_path / "cache"))
-    weights, _card = cache.model_paths("tiny", "resnet", DEFAULT_TRAIN_CONFIGS["resnet"].key())
+    folder = tmp_path / "weights"
+    weights = folder / "resnet.pt"
     cache.save_state_dict(weights, load_model("tiny", "resnet", weights="random").model.state_dict())
+    manifest = {"format": published.MANIFEST_FORMAT, "track": "tiny",
+                "models": {"resnet": {"file": weights.name, "sha256": published.sha256_file(weights)}}}
+    (folder / published.MANIFEST).write_text(json.dumps(manifest))
+    monkeypatch.setattr(published, "WEIGHTS_DIR", folder)
     return tmp_path
