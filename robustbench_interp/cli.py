@@ -100,7 +100,9 @@ def _progress_printer():
             bar = bars[what] = tqdm(total=total, desc=what, file=sys.stderr, leave=False, mininterval=1.0)
         bar.update(done - bar.n)
         if info:
-            bar.set_postfix(ce=f"{info.get('ce', 0):.3f}", pen=f"{info.get('penalty', 0):.3f}", refresh=False)
+            penalty = info.get("penalty")  # None for a control (lambda = 0: no penalty computed)
+            bar.set_postfix(ce=f"{info.get('ce', 0):.3f}", pen="-" if penalty is None else f"{penalty:.3f}",
+                            refresh=False)
         if done >= total:
             bar.close()
             del bars[what]
