@@ -172,7 +172,8 @@ def _figures(bench, board, track: str, out: Path, trusted: Sequence[str] = ()) -
     from robustbench_interp.figures import draw_figures
 
     cells = [CellConfig.from_dict(r.config) for r in board.records(track=track, status="ok")]
-    lacking = [c for c in cells if not bench.store.weights_path(c.cell_id).exists()]
+    cells = [c for c in cells if not c.is_control]  # a control has no adaptive map to draw
+    lacking = [c for c in cells if not bench.store.weights_path(bench.weights_key(c)).exists()]
     if lacking:
         print(f"[rbi] {len(lacking)} of the {len(cells)} cells of {out} have no manipulated weights in "
               f"{bench.store.root}: the figures are left as they are (rbi run --grid leaderboard redraws them)",
