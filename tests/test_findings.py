@@ -1,11 +1,13 @@
-"""The paper's central findings on the tiny track, with the presets (slow: about 8 minutes on 2 cores,
-the base models' training excluded).
+"""Findings of the tiny track under the honest-scoring rules, as assertions (slow: about 4 minutes on
+2 cores; seed 0 of three Grad-CAM cells on the published tiny ResNet).
 
-Heo et al. (2019) fool Grad-CAM's Location maps on 81.8-97.3 % of the images at a top-1 cost of
-0.7-1.9 points. The tiny track must show the same: FSR >= 80 % through Grad-CAM on every model, and
->= 50 % for Location through LRP_T and for Top-k and Center-mass through Grad-CAM, each within 2
-points of top-1. The tiny VGG falls short of the 80 % (three classes keep their maps, see
-docs/presets.md); that cell is an expected failure, strict, so that a change that fixes it shows.
+- Location through Grad-CAM fools the ResNet's maps far above its baseline and control (both 0 %)
+  within 2 points of top-1 (leaderboard/tiny, detail.md, resnet / location / gradcam).
+- Active through Grad-CAM fools class c1 and not class c2: the per-class FSRs show what the mean
+  hides (detail.md, resnet / active / gradcam, c1 and c2).
+- Top-k through Grad-CAM empties many of the ResNet's maps; an empty map is never a success, so the
+  FSR counts only the maps that still show something (detail.md, resnet / topk / gradcam,
+  empty_rate).
 """
 
 from __future__ import annotations
@@ -17,12 +19,6 @@ from robustbench_interp.runner import Runner
 from robustbench_interp.store import Store
 
 pytestmark = pytest.mark.slow
-
-VGG_LOCATION = pytest.mark.xfail(
-    reason="the tiny VGG stops at about 70 %: ring, frame and stripes lose every positive frame cell "
-    "early and the Location penalty's ReLU gives them no gradient (docs/presets.md)",
-    strict=True,
-)
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +33,18 @@ def run(bench: Runner, model: str, attack: str, interpreter: str) -> dict:
     return record["metrics"]
 
 
-@pytest.mark.parametrize(
-    "model", ["resnet", "densenet", pytest.param("vgg", marks=VGG_LOCATION)]
-)
-def test_location_fools_grad_cam_on_80_percent_within_2_points(bench, model):
-    m = run(bench, model, "location", "gradcam")
-    assert m["adaptive"]["fsr"] >= 80 and m["adaptive"]["baseline_fsr"] == 0
+def test_location_fools_grad_cam_on_the_resnet_within_2_points(bench):
+    m = run(bench, "resnet", "location", "gradcam")
+    assert m["adaptive"]["fsr"] >= 60 and m["adaptive"]["baseline_fsr"] == 0
     assert m["top1_drop"] <= 2
 
 
-@pytest.mark.parametrize("model", ["resnet", "densenet", "vgg"])
-@pytest.mark.parametrize("attack,interpreter", [("location", "lrp_t"), ("topk", "gradcam"),
-                                                ("center_mass", "gradcam")])
-def test_other_passive_attacks_reach_50_percent_within_2_points(bench, model, attack, interpreter):
-    m = run(bench, model, attack, interpreter)
-    assert m["adaptive"]["fsr"] >= 50 and m["top1_drop"] <= 2
+def test_active_fools_one_class_of_the_pair_only(bench):
+    m = run(bench, "resnet", "active", "gradcam")["adaptive"]
+    assert m["c1"]["fsr"] >= 90 and m["c2"]["fsr"] <= 10
+
+
+def test_topk_empties_maps_and_empty_maps_are_not_successes(bench):
+    m = run(bench, "resnet", "topk", "gradcam")["adaptive"]
+    assert m["empty_rate"] >= 20 and m["baseline_empty_rate"] < 5
+    assert m["fsr"] <= 100 - m["empty_rate"]
