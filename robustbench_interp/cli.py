@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="recompute a few cells and compare them with the committed leaderboard "
                                          "(a regression check; exit status 1 when a number moved)")
-    add_options(check.add_argument, names=["track", "device", "eval-size", "accuracy-size", "data-root", "seed"])
+    add_options(check.add_argument, names=["track", "device", "eval-size", "accuracy-size", "data-root", "seeds"])
     check.add_argument("--leaderboard-dir", default="leaderboard", help="where the committed leaderboard/<track>/ is")
     check.add_argument("--cells", default=None, metavar="MODEL:ATTACK:INTERP,...",
                        help="cells to recompute (default: " + ",".join(CHECK_CELLS) + ")")

@@ -180,13 +180,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         checks = _checks()
         metafunc.parametrize("rbi_check", checks, ids=[c.name for c in checks])
     if "rbi_cell" in names:
-        cells = suite.grids()[0].cells
-        metafunc.parametrize("rbi_cell", cells, ids=[f"{c.attack}-{c.track}-{c.model}-{c.interpreter}" for c in cells])
+        cells = suite.grids()[0].attacked  # each test computes its cell's control first
+        metafunc.parametrize("rbi_cell", cells, ids=[_cell_id(c, cells) for c in cells])
     if "rbi_transfer" in names:
         transfer = suite.grids()[1]
         pairs = [(cell, spec) for cell in transfer.cells for spec in transfer.scorers if spec != cell.interpreter]
-        metafunc.parametrize("rbi_transfer", pairs,
-                             ids=[f"{c.attack}-{c.track}-{c.model}-{c.interpreter}-to-{s}" for c, s in pairs])
+        metafunc.parametrize("rbi_transfer", pairs, ids=[f"{_cell_id(c, transfer.cells)}-to-{s}" for c, s in pairs])
+
+
+def _cell_id(cell: Any, cells: Any) -> str:
+    """A test id that reads like the cell; the seed is added when the grid has several."""
+    seeds = {c.seed for c in cells}
+    base = f"{cell.attack}-{cell.track}-{cell.model}-{cell.interpreter}"
+    return base if len(seeds) == 1 else f"{base}-seed{cell.seed}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -17,14 +17,20 @@ def test_adaptive(rbi_suite, rbi_cell, record_property):
     if not rbi_suite.interpreter(cell.interpreter, cell.interpreter_params).differentiable:
         pytest.skip(f"{cell.interpreter!r} is not differentiable: transfer cells only")
     with rbi_suite.visible():
+        rbi_suite.bench.run_cell(cell.control)  # the same fine-tuning with lambda = 0 (shared by attacks)
+        control = rbi_suite.bench.score_cell(cell.control, cell.interpreter, dict(cell.interpreter_params))
         record = rbi_suite.bench.run_cell(cell)
     scores = rbi_suite.bench.store.get_score(cell.cell_id, cell.interpreter, cell.interpreter_params)
     metrics = scores.metrics if scores is not None else {}
     rbi_suite.record("adaptive", cell.label, record, metrics)
+    if record.status == "not_attackable":
+        pytest.skip(f"cell {cell.label}: not attackable adaptively ({record.reason}); ranked by transfer only")
     if not record.ok:
         pytest.fail(f"cell {cell.label} could not be computed: {record.reason}")
     record_property("fsr", metrics["fsr"])
     record_property("baseline_fsr", metrics["baseline_fsr"])
+    if control is not None and control.ok:
+        record_property("control_fsr", control.metrics["fsr"])
     record_property("top1_drop", record.metrics["top1_drop"])
     goal = rbi_suite.opt("rbi_max_fsr")
     if goal is not None and metrics["fsr"] > goal:

@@ -10,14 +10,19 @@ ATTACKS = ["location", "topk", "center_mass", "active"]
 
 
 def cells_of(*argv: str):
+    """The attacked cells of ``rbi run`` (its controls checked and left out) and the scorers."""
     args = build_parser().parse_args(["run", *argv])
-    return run_cells(args, "tiny", MODELS, ATTACKS)
+    cells, scorers = run_cells(args, "tiny", MODELS, ATTACKS)
+    attacked = [c for c in cells if not c.is_control]
+    assert {c.control.cell_id for c in attacked} == {c.cell_id for c in cells if c.is_control}
+    return attacked, scorers
 
 
 def test_the_default_grid_attacks_through_grad_cam_only():
     cells, scorers = cells_of()
     assert {c.interpreter for c in cells} == set(RUN_ATTACKERS)
-    assert len(cells) == len(MODELS) * len(ATTACKS)
+    assert len(cells) == len(MODELS) * len(ATTACKS) * 3  # the tiny track's three seeds
+    assert [c.seed for c in cells] == sorted(c.seed for c in cells)  # seed-major
     assert scorers[0] == "gradcam" and "lrp_t" in scorers
 
 
@@ -91,8 +96,10 @@ def test_the_committed_records_are_todays_preset_cells():
     board = records_store(Path(__file__).resolve().parents[1] / "leaderboard" / "tiny")
     for record in board.records():
         c = record.config
-        (cell,) = build_grid("tiny", [c["model"]], [c["attack"]], [c["interpreter"]])
-        assert cell.cell_id == record.cell_id, record.label
+        attacked = c["interpreter"] != "control"
+        interpreter = c["interpreter"] if attacked else "gradcam"  # a control: that of a Grad-CAM cell
+        (cell,) = build_grid("tiny", [c["model"]], [c["attack"]], [interpreter], seeds=[c["seed"]])
+        assert (cell if attacked else cell.control).cell_id == record.cell_id, record.label
 
 
 def test_rbi_leaderboard_refuses_a_missing_or_empty_store_and_keeps_the_tables(capsys, tmp_path):
@@ -172,7 +179,7 @@ def test_rbi_run_exits_1_and_lists_each_failed_cell_with_its_reason(random_resne
     code = main(["run", *QUICK_RUN, "--interpreter", "rbi_boom_mod:X", "--interpreter", "gradcam",
                  "--store", str(root / "store"), "--leaderboard-dir", str(root / "board")])
     err = capsys.readouterr().err
-    assert code == 1 and "1 cells failed" in err
+    assert code == 1 and "3 cells failed" in err  # the plug-in's cell for each of the three seeds
     assert "failed: tiny-resnet-location-rbi_boom_mod:X: PluginImportError" in err and "boom at import" in err
     scores = (root / "board" / "tiny" / "scores.csv").read_text()
     assert "resnet,location,gradcam,gradcam" in scores  # the other cell carried on, and is on the board

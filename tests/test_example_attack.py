@@ -55,9 +55,12 @@ def test_rbi_run_runs_the_plugin_attack(random_resnet_cache, spec, capsys):
     root = random_resnet_cache
     code = main(["run", "--attacks", spec, "--models", "resnet", "--steps", "2", "--eval-size", "8",
                  "--accuracy-size", "32", "--score-with", "gradcam", "--store", str(root / "store"),
-                 "--leaderboard-dir", str(root / "board"), "--no-figures"])
+                 "--leaderboard-dir", str(root / "board"), "--no-figures", "--seeds", "0"])
     assert code == 0, capsys.readouterr().err
-    (cell,) = [json.loads(p.read_text()) for p in (root / "store" / "cells").glob("*.json")]
+    records = [json.loads(p.read_text()) for p in (root / "store" / "cells").glob("*.json")]
+    (cell,) = [r for r in records if r["config"]["interpreter"] != "control"]
+    (control,) = [r for r in records if r["config"]["interpreter"] == "control"]
+    assert cell["control_cell"] == control["cell_id"] and control["config"]["params"]["lam"] == 0
     assert cell["status"] == "ok" and cell["config"]["attack"] == spec
     assert cell["config"]["attack_params"] == {"side_fraction": 7}
     assert cell["metrics"]["steps"] == 2 and 0 <= cell["metrics"]["adaptive"]["fsr"] <= 100

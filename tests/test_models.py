@@ -80,7 +80,7 @@ def test_architecture_contract(arch):
     x = torch.rand(3, 3, 64, 64)
     torch.testing.assert_close(traced(x), loaded.model(x))
     allowed = (Normalize, nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d,
-               nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear, nn.Dropout)  # fmt: skip
+               nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear, nn.Dropout, nn.Identity)  # fmt: skip
     leaves = [m for m in loaded.model.modules() if not list(m.children())]
     assert all(isinstance(m, allowed) for m in leaves)
     called = [loaded.model.get_submodule(n.target) for n in traced.graph.nodes if n.op == "call_module"]

@@ -24,7 +24,7 @@ def test_the_store_writes_and_reads_typed_records_that_round_trip_through_json(t
     assert CellRecord.from_dict(json.loads(json.dumps(written.to_dict()))) == written
     assert written["metrics"] == written.metrics == {"top1_drop": 0.5}  # the mapping view
     assert set(written) == {"cell_id", "status", "config", "label", "reason", "metrics", "base_fingerprint",
-                            "created", "version", "provenance", "inputs"}
+                            "created", "version", "provenance", "inputs", "control_cell"}
 
 
 @pytest.mark.parametrize("data,match", [

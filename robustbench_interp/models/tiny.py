@@ -1,7 +1,7 @@
 """The tiny track's three architectures, small versions of the paper's VGG, ResNet and DenseNet.
 
 They are built only from standard modules (Normalize, Conv2d, BatchNorm2d, ReLU, MaxPool2d,
-AvgPool2d, AdaptiveAvgPool2d, Flatten, Linear, Dropout), residual additions ``out + identity`` and
+AvgPool2d, AdaptiveAvgPool2d, Flatten, Linear, Dropout, and an Identity that names a target layer), residual additions ``out + identity`` and
 ``torch.cat``, so that an fx-based LRP can trace them; no module instance is called twice and no
 ReLU is in-place. Each takes 64x64 inputs in [0, 1] and names its target layer (the module whose
 output is the grid of layer-level interpreters). As in the authors' code, the map is taken at the
