@@ -2,7 +2,8 @@
 
 Data: :mod:`robustbench_interp.data.tiny` (10 classes of shapes on clutter, 64x64, 5000 / 1000 /
 1000 images) and its composites. Models: :mod:`robustbench_interp.models.tiny` (VGG-, ResNet- and
-DenseNet-style), trained deterministically on first use and cached (:mod:`robustbench_interp.models.zoo`).
+DenseNet-style), published with the package and checked by SHA-256 (:mod:`robustbench_interp.models.published`;
+``rbi train`` trains them again).
 The manipulation schedule and the attacks' tiny presets come from a sweep (docs/presets.md).
 """
 
