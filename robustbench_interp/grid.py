@@ -27,14 +27,14 @@ def build_grid(
     """One :class:`CellConfig` per (seed, attack, model, interpreter), hyper-parameters from the
     presets, seed-major (every cell of the first seed comes first).
 
-    ``seeds`` defaults to (0,) (the named grids below use the track's seeds, tiny: 0, 1, 2). ``overrides`` (e.g. ``{"lr": 1e-5}``) apply
-    to every cell; ``interpreter_params`` maps an interpreter spec to its keyword arguments. A
+    ``seeds`` defaults to (0,) (the named grids below use the track's seeds, tiny: 0, 1, 2).
+    ``overrides`` (e.g. ``{"lr": 1e-5}``) apply to every cell; ``interpreter_params`` maps an interpreter spec to its keyword arguments. A
     two-class attack (Active) uses ``classes`` or the track's pair. Unknown track and attack names
     fail before any cell is built.
     """
     spec = get_track(track)
     attacks = check_attack_names(list(attacks))
-    seeds = check_seeds(seeds, (0,))
+    seeds = check_seeds(seeds)
     overrides = overrides or {}
     interpreter_params = interpreter_params or {}
     cells = []
@@ -53,11 +53,11 @@ def build_grid(
     return cells
 
 
-def check_seeds(seeds: Sequence[int] | None, default: Sequence[int]) -> tuple[int, ...]:
-    """``seeds`` (or ``default`` when None or empty) as a tuple of distinct non-negative integers."""
+def check_seeds(seeds: Sequence[int] | None) -> tuple[int, ...]:
+    """``seeds`` (``(0,)`` when None or empty) as a tuple of distinct non-negative integers."""
     from robustbench_interp.errors import ConfigError
 
-    chosen = tuple(seeds) if seeds else tuple(default)
+    chosen = tuple(seeds) if seeds else (0,)
     bad = [s for s in chosen if isinstance(s, bool) or not isinstance(s, int) or s < 0]
     if bad or len(set(chosen)) != len(chosen):
         raise ConfigError(f"seeds must be distinct non-negative integers (e.g. 0,1,2), got {list(chosen)}")

@@ -181,18 +181,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("rbi_check", checks, ids=[c.name for c in checks])
     if "rbi_cell" in names:
         cells = suite.grids()[0].attacked  # each test computes its cell's control first
-        metafunc.parametrize("rbi_cell", cells, ids=[_cell_id(c, cells) for c in cells])
+        metafunc.parametrize("rbi_cell", cells, ids=_cell_ids(cells))
     if "rbi_transfer" in names:
         transfer = suite.grids()[1]
         pairs = [(cell, spec) for cell in transfer.cells for spec in transfer.scorers if spec != cell.interpreter]
-        metafunc.parametrize("rbi_transfer", pairs, ids=[f"{_cell_id(c, transfer.cells)}-to-{s}" for c, s in pairs])
+        metafunc.parametrize("rbi_transfer", pairs,
+                             ids=[f"{i}-to-{s}" for i, (_c, s) in zip(_cell_ids([c for c, _s in pairs]), pairs)])
 
 
-def _cell_id(cell: Any, cells: Any) -> str:
-    """A test id that reads like the cell; the seed is added when the grid has several."""
-    seeds = {c.seed for c in cells}
-    base = f"{cell.attack}-{cell.track}-{cell.model}-{cell.interpreter}"
-    return base if len(seeds) == 1 else f"{base}-seed{cell.seed}"
+def _cell_ids(cells: Any) -> list[str]:
+    """Test ids that read like the cells; the seed is added when the cells have several."""
+    several = len({c.seed for c in cells}) > 1
+    return [f"{c.attack}-{c.track}-{c.model}-{c.interpreter}" + (f"-seed{c.seed}" if several else "")
+            for c in cells]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
