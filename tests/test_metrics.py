@@ -346,3 +346,21 @@ def test_aopc_rejects_a_patch_that_does_not_divide_the_input():
         aopc_curve(OneRegion().eval(), torch.zeros(1, 3, 10, 10), torch.zeros(1, dtype=torch.long),
                    torch.zeros(1, 10, 10), steps=1, patch=3)
 
+
+
+def test_empty_and_constant_maps_are_never_successes_and_their_rates_are_reported():
+    """SPEC section 8: an all-zero map's centre of mass is the grid centre, so without the rule it
+    would be a Center-mass success whenever the original map was off-centre; a flat map likewise."""
+    from robustbench_interp.metrics.scoring import score_maps
+
+    h0 = torch.zeros(4, 8, 8)
+    h0[:, 0, 0] = 1.0  # every original map peaks in a corner
+    h = torch.zeros(4, 8, 8)  # empty
+    h[2:] = 0.5  # constant
+    attack = get_attack("center_mass")
+    t = attack.test_losses_of((h,), (h0,), attack.make_params())[0]
+    assert (t >= 0.1).all()  # the test loss alone calls every one of them fooled
+    scores = score_maps(attack, (h,), (h0,), attack.make_params())
+    assert scores["fsr"] == 0.0
+    assert scores["empty_rate"] == 50.0 and scores["constant_rate"] == 100.0
+    assert scores["baseline_empty_rate"] == 0.0 and scores["baseline_constant_rate"] == 0.0
