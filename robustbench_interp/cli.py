@@ -23,6 +23,7 @@ from robustbench_interp.options import (
     check_interpreter_names,
     overrides,
     selected_attacks,
+    selected_budget,
     selected_models,
     selected_seeds,
     split_list,
@@ -116,7 +117,7 @@ def run_cells(args: argparse.Namespace, track: str, models: list[str], attacks: 
     from robustbench_interp.errors import ConfigError
     from robustbench_interp.grid import leaderboard_grid, main_grid
 
-    kw = dict(seeds=selected_seeds(args.rbi_seeds),
+    kw = dict(seeds=selected_seeds(args.rbi_seeds), budget=selected_budget(args.rbi_budget),
               overrides=overrides(args.rbi_lr, args.rbi_lam, args.rbi_steps, args.rbi_cooldown))
     if args.grid == "leaderboard":
         if args.rbi_interpreter:

@@ -32,6 +32,10 @@ BENCHMARK_VERSION = "3"
 CONTROL = "control"
 
 
+#: The names of :data:`robustbench_interp.attacks.surrogates.SURROGATES` (kept here: configs import no torch code).
+_SURROGATE_NAMES = ("relu", "softplus")
+
+
 def _number(name: str, value: Any, *, integer: bool = False) -> Any:
     ok_types = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, ok_types) or not math.isfinite(value):
@@ -53,7 +57,9 @@ class AttackParams:
     of each minibatch. ``cooldown``: the fraction of the steps at the end over which the learning rate decays linearly
     to 0 (0, the paper's, keeps it constant); a cooldown lets the accuracy settle after a large
     learning rate. An attack's own hyper-parameters (Top-k's ``k``, Active's reduction) are not
-    here: they are the attack's ``Params`` (:attr:`CellConfig.attack_params`). Floats are stored as floats so that ``lr=1`` and ``lr=1.0`` hash alike.
+    here: they are the attack's ``Params`` (:attr:`CellConfig.attack_params`). ``surrogate``: the
+    transform of the maps the penalty sees (:mod:`robustbench_interp.attacks.surrogates`; the
+    paper's ``relu`` changes nothing); the test loss never changes. Floats are stored as floats so that ``lr=1`` and ``lr=1.0`` hash alike.
     """
 
     lr: float
@@ -65,6 +71,7 @@ class AttackParams:
     eps: float = 0.0
     replays: int = 1
     cooldown: float = 0.0
+    surrogate: str = "relu"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -86,17 +93,105 @@ class AttackParams:
             (self.replays >= 1, f"replays must be >= 1, got {self.replays!r}"),
             (not self.adv or self.eps > 0, f"adversarial training (adv=True) needs eps > 0, got {self.eps}"),
             (0 <= self.cooldown < 1, f"cooldown is a fraction of the steps in [0, 1), got {self.cooldown!r}"),
+            (self.surrogate in _SURROGATE_NAMES,
+             f"surrogate must be one of {', '.join(_SURROGATE_NAMES)}, got {self.surrogate!r}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict; ``surrogate`` only when it is not the paper's ``relu``, so that the
+        ids of cells computed before the field existed stay valid."""
+        data = asdict(self)
+        if data["surrogate"] == "relu":
+            del data["surrogate"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AttackParams:
         return cls(**_known(cls, data))
+
+
+#: The largest top-1 drop (points) at which a manipulation still counts as keeping the model: the
+#: attacker selects among configurations within it (SPEC section 9) and the leaderboard marks a
+#: cell that exceeds it as not kept.
+MAX_TOP1_DROP = 2.0
+
+
+def _round(x: float) -> float:
+    """``x`` to 12 significant digits, so that 1e-3 * 0.1 is the 1e-4 a preset writes."""
+    return float(f"{x:.12g}")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The attacker's search (SPEC section 9; :mod:`robustbench_interp.attacks.attacker`).
+
+    ``budget``: the optimizer steps one cell's search spends in all (replays of ``-adv`` cells
+    counted), the same for every interpreter; None on a track whose schedule counts epochs means
+    the length of the schedule times the plan's cost factor. The configurations are the preset's
+    learning rate times each of ``lr_factors``, its lambda times each of ``lam_factors``, with each
+    penalty surrogate of ``surrogates``, around ``center``: the attack's (lr, lambda) on the track
+    before any per-interpreter learning rate, so that every interpreter gets the same learning
+    rates (the grid sets it; the preset's own values when None). The cell's own preset is always
+    one of the configurations. Successive halving over ``rungs`` rungs keeps the best ``1 / eta`` at each; the finalists
+    run the full length, ``budget / cost factor``.
+    """
+
+    budget: int | None = None
+    lr_factors: tuple[float, ...] = (1.0,)
+    lam_factors: tuple[float, ...] = (1.0,)
+    surrogates: tuple[str, ...] = ("relu",)
+    rungs: int = 1
+    eta: int = 2
+    center: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if self.center is not None:
+            lr, lam = (_number("center", v) for v in self.center)
+            if lr <= 0 or lam < 0:
+                raise ConfigError(f"the search's center is (lr > 0, lambda >= 0), got {self.center!r}")
+            set_(self, "center", (lr, lam))
+        if self.budget is not None:
+            set_(self, "budget", _number("budget", self.budget, integer=True))
+            if self.budget < 1:
+                raise ConfigError(f"the search budget is a number of optimizer steps >= 1, got {self.budget}")
+        for name in ("lr_factors", "lam_factors"):
+            values = tuple(_number(name, v) for v in getattr(self, name))
+            if not values or any(v <= 0 for v in values) or len(set(values)) != len(values):
+                raise ConfigError(f"{name} must be distinct positive numbers, got {list(getattr(self, name))}")
+            set_(self, name, values)
+        surrogates = tuple(self.surrogates)
+        if not surrogates or any(s not in _SURROGATE_NAMES for s in surrogates) or len(set(surrogates)) != len(surrogates):
+            raise ConfigError(f"surrogates must be distinct names among {', '.join(_SURROGATE_NAMES)}, got {list(surrogates)}")
+        set_(self, "surrogates", surrogates)
+        set_(self, "rungs", _number("rungs", self.rungs, integer=True))
+        set_(self, "eta", _number("eta", self.eta, integer=True))
+        if self.rungs < 1 or self.eta < 2:
+            raise ConfigError(f"successive halving needs rungs >= 1 and eta >= 2, got rungs={self.rungs}, eta={self.eta}")
+
+    def grid_values(self, preset_lr: float, preset_lam: float) -> list[tuple[float, float, str]]:
+        """The (lr, lambda, surrogate) of the space's configurations around :attr:`center` (or the preset's)."""
+        lr0, lam0 = self.center if self.center is not None else (preset_lr, preset_lam)
+        return [(_round(lr0 * f), _round(lam0 * g), s)
+                for f in self.lr_factors for g in self.lam_factors for s in self.surrogates]
+
+    def size_for(self, preset_lr: float, preset_lam: float) -> int:
+        """The number of configurations of a cell with this preset (the preset added when it is not in the space)."""
+        values = self.grid_values(preset_lr, preset_lam)
+        return len(values) + (0 if (preset_lr, preset_lam, "relu") in values else 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"budget": self.budget, "lr_factors": list(self.lr_factors), "lam_factors": list(self.lam_factors),
+                "surrogates": list(self.surrogates), "rungs": self.rungs, "eta": self.eta,
+                "center": None if self.center is None else list(self.center)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchSpace:
+        data = _known(cls, data)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -187,6 +282,7 @@ class CellConfig:
     classes: tuple[int, int] | None = None
     attack_params: tuple[tuple[str, Any], ...] = ()
     version: str = field(default=BENCHMARK_VERSION)
+    search: SearchSpace | None = None
 
     def __post_init__(self) -> None:
         from robustbench_interp.tracks import get_track
@@ -207,6 +303,13 @@ class CellConfig:
         set_(self, "attack_params", _attack_params(self.attack, self.attack_params))
         set_(self, "seed", _number("seed", self.seed, integer=True))
         set_(self, "classes", self._check_classes())
+        if isinstance(self.search, dict):
+            set_(self, "search", SearchSpace.from_dict(self.search))
+        if self.search is not None and not isinstance(self.search, SearchSpace):
+            raise ConfigError(f"search must be a SearchSpace (or its dict) or None, got {type(self.search).__name__}")
+        if self.is_control and self.search is not None:
+            raise ConfigError("a control cell is not searched: it repeats the winning configuration of its cell "
+                              "with lambda = 0 (CellConfig.control_for)")
         if self.is_control and (self.params.lam != 0 or self.interpreter_params):
             raise ConfigError(f"a control cell ({CONTROL!r}) fine-tunes with lambda = 0 and no interpreter; got "
                               f"lam={self.params.lam}, interpreter_params={dict(self.interpreter_params)}")
@@ -248,6 +351,7 @@ class CellConfig:
             "seed": self.seed,
             "classes": list(self.classes) if self.classes is not None else None,
             "version": self.version,
+            **({} if self.search is None else {"search": self.search.to_dict()}),
         }
 
     @classmethod
@@ -271,8 +375,19 @@ class CellConfig:
     def control(self) -> CellConfig:
         """The control of this cell: the same model, attack, data, schedule, learning rate and seed,
         with lambda = 0 and no interpreter (cells that differ only in their interpreter or lambda
-        share it)."""
-        return replace(self, interpreter=CONTROL, interpreter_params=(), params=replace(self.params, lam=0.0))
+        share it). A searched cell's control follows the configuration its search chose
+        (:meth:`control_for`; the runner knows it once the cell is computed)."""
+        if self.search is not None:
+            raise ConfigError(f"cell {self.label} is searched: its control repeats the configuration the search "
+                              "chose, with lambda = 0 (CellConfig.control_for(chosen params); "
+                              "Runner.control_of(cell) once the cell is computed)")
+        return self.control_for(self.params)
+
+    def control_for(self, params: AttackParams) -> CellConfig:
+        """The control of this cell manipulated with ``params``: their schedule and learning rate,
+        lambda = 0, the paper's penalty (no surrogate: there is no penalty), no interpreter, no search."""
+        return replace(self, interpreter=CONTROL, interpreter_params=(), search=None,
+                       params=replace(params, lam=0.0, surrogate="relu"))
 
     @property
     def label(self) -> str:

@@ -1,15 +1,18 @@
-"""Heatmaps before and after a manipulation, drawn as figures (the shape of Heo et al.'s Figure 2).
+"""Heatmaps before and after a manipulation, drawn as figures (the shape of Heo et al.'s Figure 2),
+and the attacker's FSR versus budget (:func:`draw_budget`).
 
 One PNG per attack, ``fig_<attack>.png``: a row per adaptive cell (model x attacking interpreter),
 and for each of a few evaluation images the image, the original model's map and the manipulated
-model's map (normalised with n(h), the benchmark's normalisation). For Active fooling the maps of
-class c1 are shown: after a successful manipulation they look like the original maps of c2.
+model's map (normalised with n(h), the benchmark's normalisation); an empty or constant map, never
+a success, is labelled so on its panel. For Active fooling the maps of class c1 are shown: after a
+successful manipulation they look like the original maps of c2.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -17,7 +20,7 @@ from torch import Tensor
 from robustbench_interp.attacks import attack_order, get_attack, safe_name
 from robustbench_interp.config import CellConfig
 from robustbench_interp.interpreters import get_interpreter
-from robustbench_interp.metrics.heatmaps import normalize
+from robustbench_interp.metrics.heatmaps import constant_maps, normalize
 from robustbench_interp.runner import Runner
 from robustbench_interp.store import atomic_write_bytes
 
@@ -96,14 +99,20 @@ def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[s
         for r, (cfg, x, h0, h1, what) in enumerate(rows):
             size = tuple(x.shape[-2:])
             d0, d1 = _display(h0, size), _display(h1, size)
+            flat0, flat1 = constant_maps(h0), constant_maps(h1)
             for i in range(len(x)):
-                panels = [(x[i].permute(1, 2, 0).clamp(0, 1).numpy(), None, "image"),
-                          (d0[i].numpy(), "jet", "original"), (d1[i].numpy(), "jet", "manipulated")]
-                for j, (img, cmap, title) in enumerate(panels):
+                panels = [(x[i].permute(1, 2, 0).clamp(0, 1).numpy(), None, "image", False),
+                          (d0[i].numpy(), "jet", "original", bool(flat0[i])),
+                          (d1[i].numpy(), "jet", "manipulated", bool(flat1[i]))]
+                for j, (img, cmap, title, flat) in enumerate(panels):
                     ax = axes[r][3 * i + j]
                     ax.imshow(img, cmap=cmap, vmin=0, vmax=1)
                     ax.set_xticks([])
                     ax.set_yticks([])
+                    if flat:  # an empty or constant map is never a success: say so on the panel
+                        ax.text(0.5, 0.5, "empty" if not img.any() else "constant", color="white", fontsize=7,
+                                ha="center", va="center", transform=ax.transAxes,
+                                bbox={"facecolor": "black", "alpha": 0.6, "pad": 1})
                     if r == 0:
                         ax.set_title(title, fontsize=7)
             axes[r][0].set_ylabel(f"{cfg.model}\n{cfg.interpreter}", fontsize=7)
@@ -116,3 +125,42 @@ def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[s
         atomic_write_bytes(path, buf.getvalue())
         written[path.name] = path
     return written
+
+
+def draw_budget(curve: Any, path: str | Path) -> Path | None:
+    """Draw FSR versus budget (SPEC section 9) into ``path``: one panel per attack, one line per
+    (model, attacking interpreter): the test FSR of the search's leader after each rung (mean over
+    seeds) against the optimizer steps the search had spent. A line still rising at the right end
+    says that more budget would fool more. ``curve`` is the leaderboard's ``budget.csv`` frame;
+    nothing is drawn when it is empty."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if curve is None or len(curve) == 0:
+        return None
+    attacks = attack_order(curve["attack"].unique())
+    fig, axes = plt.subplots(1, len(attacks), figsize=(3.4 * len(attacks), 3.0), squeeze=False)
+    for ax, attack in zip(axes[0], attacks):
+        part = curve[curve["attack"] == attack]
+        lines = part.groupby(["model", "interpreter", "rung"], as_index=False).agg(
+            spent=("spent", "mean"), test_fsr=("test_fsr", "mean"))
+        for (model, interp), line in lines.groupby(["model", "interpreter"]):
+            line = line.sort_values("rung")
+            ax.plot(line["spent"], line["test_fsr"], marker="o", markersize=3, label=f"{model} / {interp}")
+        ax.set_title(attack, fontsize=9)
+        ax.set_xlabel("optimizer steps spent", fontsize=8)
+        ax.set_ylim(-2, 102)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel("test FSR of the leader (%)", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    out = Path(path)
+    atomic_write_bytes(out, buf.getvalue())
+    return out

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from robustbench_interp.attacks import check_attack_names, get_attack
-from robustbench_interp.attacks.presets import preset
+from robustbench_interp.attacks.attacker import schedule_of
+from robustbench_interp.attacks.presets import preset, search_space
 from robustbench_interp.config import CellConfig
 from robustbench_interp.tracks import get_track
 
@@ -23,9 +24,15 @@ def build_grid(
     classes: tuple[int, int] | None = None,
     overrides: dict[str, Any] | None = None,
     interpreter_params: dict[str, dict[str, Any]] | None = None,
+    budget: int | None = 0,
 ) -> list[CellConfig]:
     """One :class:`CellConfig` per (seed, attack, model, interpreter), hyper-parameters from the
     presets, seed-major (every cell of the first seed comes first).
+
+    ``budget``: the attacker's search (SPEC section 9): 0 (the default here) runs each preset
+    alone; None uses the track's search and budget (the named grids below); a number of optimizer
+    steps replaces the track's budget. A cell whose learning rate, lambda, steps or epochs are
+    overridden runs that configuration alone.
 
     ``seeds`` defaults to (0,) (the named grids below use the track's seeds, tiny: 0, 1, 2).
     ``overrides`` (e.g. ``{"lr": 1e-5}``) apply to every cell; ``interpreter_params`` maps an interpreter spec to its keyword arguments. A
@@ -37,6 +44,7 @@ def build_grid(
     seeds = check_seeds(seeds)
     overrides = overrides or {}
     interpreter_params = interpreter_params or {}
+    hand_set = bool({"lr", "lam", "steps", "epochs"} & set(overrides))
     cells = []
     for seed in seeds:
         for name in attacks:
@@ -45,10 +53,13 @@ def build_grid(
             for model in models:
                 for interp in interpreters:
                     params, attack_params = preset(spec.name, model, attack, interp, **overrides)
+                    space = None if hand_set else search_space(spec.name, model, attack, interp, budget)
+                    if space is not None:
+                        params = schedule_of(space, params)
                     cells.append(CellConfig(
                         track=spec.name, model=model, attack=name, interpreter=interp, params=params,
                         attack_params=attack_params, interpreter_params=interpreter_params.get(interp, {}),
-                        seed=seed, classes=pair,
+                        seed=seed, classes=pair, search=space,
                     ))
     return cells
 
@@ -66,10 +77,12 @@ def check_seeds(seeds: Sequence[int] | None) -> tuple[int, ...]:
 
 def with_controls(cells: Iterable[CellConfig]) -> tuple[CellConfig, ...]:
     """``cells`` with the control of each (:attr:`CellConfig.control`: lambda = 0, no interpreter;
-    SPEC section 8) placed just before the first cell that needs it; a control is listed once."""
+    SPEC section 8) placed just before the first cell that needs it; a control is listed once. A
+    searched cell's control follows the configuration its search chooses: the runner computes it
+    after the cell (:meth:`Runner.control_of`)."""
     out: dict[str, CellConfig] = {}
     for cell in cells:
-        if not cell.is_control:
+        if not cell.is_control and cell.search is None:
             control = cell.control
             out.setdefault(control.cell_id, control)
         out.setdefault(cell.cell_id, cell)
@@ -82,6 +95,11 @@ def with_controls(cells: Iterable[CellConfig]) -> tuple[CellConfig, ...]:
 # leaderboard's (`rbi run --grid leaderboard`), a submission's (`pytest suites/`) and the regression
 # check's (`rbi check`). Each is a list of cells and the interpreters scored on every cell.
 
+#: The attacker's budget of the named grids when none is given (SPEC section 9; ``--budget``): 0
+#: runs each cell's preset alone; None would search with the track's budget (tiny: 2000 optimizer
+#: steps). The committed leaderboard holds preset cells, so the default stays 0 until it is
+#: recomputed with the search; ``--budget 2000`` searches now.
+GRID_BUDGET: int | None = 0
 #: The main job's attacking interpreters: Grad-CAM, the paper's main one, so that a first run on a
 #: 2-core CPU, base model training included, stays within about 15 minutes.
 RUN_ATTACKERS = ("gradcam",)
@@ -140,8 +158,11 @@ def _scorers(attackers: Sequence[str], scorers: Sequence[str]) -> tuple[str, ...
 
 
 def _track_seeds(track: str, kw: dict[str, Any]) -> dict[str, Any]:
-    """``kw`` with ``seeds`` set to the track's seeds unless given."""
-    return {**kw, "seeds": kw.get("seeds") or get_track(track).seeds}
+    """``kw`` with ``seeds`` set to the track's seeds unless given, and ``budget`` to
+    :data:`GRID_BUDGET` unless given."""
+    budget = kw.get("budget")
+    return {**kw, "budget": GRID_BUDGET if budget is None else budget,
+            "seeds": kw.get("seeds") or get_track(track).seeds}
 
 
 def main_grid(track: str, models: Sequence[str], attacks: Sequence[str], attackers: Sequence[str] = (),

@@ -82,7 +82,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from robustbench_interp.attacks import attack_order
-from robustbench_interp.config import BENCHMARK_VERSION, CONTROL
+from robustbench_interp.config import BENCHMARK_VERSION, CONTROL, MAX_TOP1_DROP
 from robustbench_interp.records import (
     STATUS_NOT_ATTACKABLE,
     STATUS_OK,
@@ -93,8 +93,8 @@ from robustbench_interp.records import (
 from robustbench_interp.store import Store, atomic_write_text
 
 #: Top-1 points a manipulation may cost and still count as fooling a working model (SPEC section 8;
-#: the paper's manipulations cost 0.7-1.9 points).
-MAX_TOP1_DROP = 2.0
+#: the paper's manipulations cost 0.7-1.9 points): :data:`robustbench_interp.config.MAX_TOP1_DROP`,
+#: within which the attacker also chooses its configuration.
 #: Top-1 points a control (lambda = 0) may move before the table says the base was not converged.
 CONTROL_TOP1_CHANGE = 0.5
 #: A baseline or control FSR (%) from which a row cannot show fooling.
@@ -685,6 +685,113 @@ def _ranking_text(rank: pd.DataFrame) -> dict[str, pd.DataFrame]:
             for section in SECTIONS if (text["section"] == section).any()}
 
 
+# ------------------------------------------------------------------------------ the attacker's search
+
+_SEARCH_KEYS = ["model", "attack", "interpreter", "seed"]
+
+
+def search_frames(store: Store, track: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the attacker tried (SPEC section 9), from the searched cells' records: one row per cell
+    (the configuration chosen, its FSR and top-1 drop on the fooling split against the preset's,
+    its FSR on the test split) and one row per rung of each (the curve: optimizer steps spent so
+    far, the leader's fooling-split FSR and drop, and its test FSR)."""
+    cells, points = [], []
+    for record in store.records(track=track, version=BENCHMARK_VERSION, status=STATUS_OK):
+        found = record.metrics.get("search")
+        if not isinstance(found, dict):
+            continue
+        key = {k: record.config.get(k) for k in _SEARCH_KEYS}
+        chosen, trials = record.metrics.get("chosen") or {}, found.get("trials") or []
+        curve = found.get("curve") or []
+        preset = next((t for t in trials if t.get("preset")), {})
+        preset_last = (preset.get("measured") or [{}])[-1]
+        final = curve[-1] if curve else {}
+        cells.append({
+            **key, "lr": chosen.get("lr"), "lam": chosen.get("lam"), "surrogate": chosen.get("surrogate"),
+            "preset_chosen": bool(chosen.get("preset")), "select_fsr": final.get("fsr"),
+            "select_top1_drop": final.get("top1_drop"), "preset_select_fsr": preset_last.get("fsr"),
+            "preset_select_top1_drop": preset_last.get("top1_drop"),
+            "preset_steps": preset_last.get("steps"), "test_fsr": (record.metrics.get("adaptive") or {}).get("fsr"),
+            "preset_test_fsr": (found.get("preset_report") or {}).get("test_fsr"),
+            "top1_drop": record.metrics.get("top1_drop"), "configurations": len(trials),
+            "failed": sum(1 for t in trials if t.get("error")), "spent": found.get("spent"),
+        })
+        points.extend({**key, **{k: p.get(k) for k in ("rung", "steps", "spent", "fsr", "top1_drop", "test_fsr",
+                                                        "lr", "lam", "surrogate")}} for p in curve)
+    cell_df = pd.DataFrame(cells, columns=[*_SEARCH_KEYS, "lr", "lam", "surrogate", "preset_chosen", "select_fsr",
+                                           "select_top1_drop", "preset_select_fsr", "preset_select_top1_drop",
+                                           "preset_steps", "test_fsr", "preset_test_fsr", "top1_drop",
+                                           "configurations", "failed", "spent"])
+    curve_df = pd.DataFrame(points, columns=[*_SEARCH_KEYS, "rung", "steps", "spent", "fsr", "top1_drop", "test_fsr",
+                                             "lr", "lam", "surrogate"])
+    return _sort(cell_df, ["attack", "model", "interpreter", "seed"]), _sort(curve_df, [*_SEARCH_KEYS, "rung"])
+
+
+def rank_stability(curve: pd.DataFrame) -> dict[str, Any]:
+    """How the interpreters' order changes between half and full budget: per interpreter, the mean
+    test FSR of the leader at the rung of half the finalists' steps and at the final rung, over the
+    (model, attack, seed) slots every interpreter has; Kendall's tau between the two orders (None
+    with fewer than two interpreters)."""
+    from scipy.stats import kendalltau
+
+    if curve.empty:
+        return {"tau": None, "interpreters": 0, "slots": 0, "half": {}, "full": {}}
+    df = curve.assign(test_fsr=_num(curve, "test_fsr"), steps=_num(curve, "steps"))
+    full_steps = df.groupby(_SEARCH_KEYS)["steps"].transform("max")
+    half = df[df["steps"] == np.ceil(full_steps / 2)]
+    full = df[df["steps"] == full_steps]
+    slots = ["model", "attack", "seed"]
+    common = None
+    for _name, g in full.groupby("interpreter"):
+        these = set(map(tuple, g[slots].to_numpy().tolist()))
+        common = these if common is None else common & these
+    common = common or set()
+
+    def means(part: pd.DataFrame) -> dict[str, float]:
+        inside = part[[tuple(r) in common for r in part[slots].to_numpy().tolist()]]
+        return {str(k): float(v) for k, v in inside.groupby("interpreter")["test_fsr"].mean().items()}
+
+    at_half, at_full = means(half), means(full)
+    names = sorted(set(at_half) & set(at_full))
+    tau = None
+    if len(names) >= 2:
+        value = kendalltau([at_half[n] for n in names], [at_full[n] for n in names]).statistic
+        tau = None if value is None or not math.isfinite(value) else float(value)
+    return {"tau": tau, "interpreters": len(names), "slots": len(common), "half": at_half, "full": at_full}
+
+
+def search_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The per-cell search table, numbers and text."""
+    if cells.empty:
+        return cells, cells
+    text = cells.copy()
+    for col in ("select_fsr", "select_top1_drop", "preset_select_fsr", "preset_select_top1_drop", "test_fsr",
+                "preset_test_fsr", "top1_drop"):
+        text[col] = text[col].map(_fmt)
+    text["lr"] = text["lr"].map(lambda v: f"{v:g}" if isinstance(v, (int, float)) and math.isfinite(v) else "-")
+    text["lam"] = text["lam"].map(lambda v: f"{v:g}" if isinstance(v, (int, float)) and math.isfinite(v) else "-")
+    text["preset_chosen"] = text["preset_chosen"].map(lambda v: "yes" if v else "no")
+    return cells, text
+
+
+def _search_note(stability: dict[str, Any]) -> str:
+    tau = stability["tau"]
+    if tau is None:
+        stable = (f"Rank stability between half and full budget: not defined with {stability['interpreters']} "
+                  "interpreter(s) searched on common slots.")
+    else:
+        stable = (f"Rank stability: Kendall's tau between the interpreters' order by mean test FSR at half the "
+                  f"finalists' steps and at the full budget is {tau:.2f} ({stability['interpreters']} interpreters, "
+                  f"{stability['slots']} common (model, attack, seed) slots); 1 means the budget does not change "
+                  "the ranking.")
+    return ("What the attacker tried per searched cell (SPEC section 9): the configuration it chose (learning rate, "
+            "lambda, penalty surrogate; 'preset' when the hand-tuned one won), its FSR and top-1 drop on the fooling "
+            "split (never scored) against the preset's at the same steps, its FSR on the test split (the cell's "
+            "score) against the preset's (what the hand-tuned preset alone scores), the configurations tried and "
+            f"how many diverged, and the optimizer steps spent. {stable} budget.csv holds the curve (the leader "
+            "after each rung); fig_budget.png draws it.")
+
+
 def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str, Path]:
     """Write the track's tables (Markdown + CSV) under ``out_dir`` from ``store`` alone; returns the
     written paths."""
@@ -707,8 +814,20 @@ def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str
         "degenerate": degenerate_table(degenerate),
         "ranking": (rank, _ranking_text(rank)),
     }
+    searched, curve = search_frames(store, track)
+    if len(searched):
+        tables["search"] = search_table(searched)
+        notes["search"] = _search_note(rank_stability(curve))
     written: dict[str, Path] = {"scores.csv": out / "scores.csv"}
     atomic_write_text(written["scores.csv"], scores_long(seeds, ok_cells).to_csv(index=False))
+    if len(curve):
+        from robustbench_interp.figures import draw_budget
+
+        written["budget.csv"] = out / "budget.csv"
+        atomic_write_text(written["budget.csv"], curve.to_csv(index=False))
+        figure = draw_budget(curve, out / "fig_budget.png")
+        if figure is not None:
+            written["fig_budget.png"] = figure
     for name, (numbers, text) in tables.items():
         csv_path, md_path = out / f"{name}.csv", out / f"{name}.md"
         atomic_write_text(csv_path, numbers.to_csv(index=not isinstance(numbers.index, pd.RangeIndex)))

@@ -50,6 +50,11 @@ OPTIONS: list[Option] = [
     ("cooldown", {"default": None, "type": float, "dest": "rbi_cooldown",
                   "help": "override the preset cooldown (the final fraction of the steps over which the "
                           "learning rate decays linearly to 0)"}),
+    ("budget", {"default": None, "type": int, "dest": "rbi_budget", "metavar": "STEPS",
+                "help": "the attacker's search budget per cell in optimizer steps, the same for every interpreter "
+                        "(tiny: 2000 leaves the finalists the preset's 500 steps; raise it on a GPU). Default: 0, "
+                        "each cell's preset alone, as the committed leaderboard. --lr/--lam/--steps run one "
+                        "configuration"}),
     ("keep-failed", {"action": "store_true", "default": False, "dest": "rbi_keep_failed",
                      "help": "do not retry cells stored as failed (default: a failed cell is computed again)"}),
 ]
@@ -92,6 +97,15 @@ def selected_seeds(value: str | None) -> list[int] | None:
         return [int(item) for item in items]
     except ValueError:
         raise ConfigError(f"--seeds takes comma-separated integers (e.g. 0,1,2), got {value!r}") from None
+
+
+def selected_budget(value: int | None) -> int | None:
+    """``--budget``: None (the grid's default), 0 (the presets alone) or a number of optimizer steps."""
+    from robustbench_interp.errors import ConfigError
+
+    if value is not None and value < 0:
+        raise ConfigError(f"--budget is a number of optimizer steps per cell (0: no search), got {value}")
+    return value
 
 
 def selected_models(track: str, value: str | None) -> list[str]:

@@ -27,6 +27,7 @@ from robustbench_interp.options import (
     check_interpreter_names,
     overrides,
     selected_attacks,
+    selected_budget,
     selected_models,
     selected_seeds,
 )
@@ -96,6 +97,7 @@ class Suite:
 
         return submission_grid(self.track, self.models(), self.attacks(), self.interpreters(),
                                seeds=selected_seeds(self.opt("rbi_seeds")),
+                               budget=selected_budget(self.opt("rbi_budget")),
                                overrides=overrides(self.opt("rbi_lr"), self.opt("rbi_lam"), self.opt("rbi_steps"),
                                                    self.opt("rbi_cooldown")))
 

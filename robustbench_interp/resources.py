@@ -87,6 +87,8 @@ class TrackData:
     accuracy_set: Dataset
     composites_train: dict[tuple[int, int], Dataset] = field(default_factory=dict)
     composites_eval: dict[tuple[int, int], Tensor] = field(default_factory=dict)
+    select: tuple[Tensor, Tensor, Dataset] | None = None
+    composites_select: dict[tuple[int, int], Tensor] = field(default_factory=dict)
 
 
 def _state_hash(model: nn.Module) -> str:
@@ -108,7 +110,9 @@ class Resources:
 
     ``eval_size`` images of the track's evaluation split (tiny: "test"; and of its scored composites)
     are scored; ``accuracy_size`` images of it measure accuracy (None: all); ``batch_size`` images go through
-    an interpreter at once.
+    an interpreter at once. The attacker measures its configurations on ``select_size`` images of
+    the track's selection split (and of its selection composites) and their top-1 on
+    ``select_accuracy_size`` images of it (:meth:`selection_sets`).
     """
 
     def __init__(
@@ -119,15 +123,19 @@ class Resources:
         accuracy_size: int | None = None,
         batch_size: int = 64,
         data_root: str | None = None,
+        select_size: int = 128,
+        select_accuracy_size: int = 1000,
     ) -> None:
         self.device = resolve_device(device)
+        self.select_size = _size("select_size", select_size)
+        self.select_accuracy_size = _size("select_accuracy_size", select_accuracy_size)
         self.eval_size = _size("eval_size", eval_size)
         self.accuracy_size = _size("accuracy_size", accuracy_size)
         self.batch_size = _size("batch_size", batch_size)
         self.data_root = data_root
         self._models: dict[tuple[str, str], LoadedModel] = {}
         self._data: dict[str, TrackData] = {}
-        self._accuracy: dict[tuple[str, str], dict[str, Any]] = {}
+        self._accuracy: dict[tuple[str, ...], dict[str, Any]] = {}
         self._maps0: dict[tuple[Any, ...], Tensor] = {}
         self._fingerprints: dict[tuple[str, str], str] = {}
         self._pristine: dict[tuple[str, str], nn.Module] = {}
@@ -230,6 +238,70 @@ class Resources:
         return [(f"active-{c1}-{c2}-{name}", x, torch.full((len(x),), c, dtype=torch.long))
                 for name, c in (("c1", c1), ("c2", c2))]
 
+    # ---- the attacker's fooling split (SPEC section 9)
+
+    def _disjoint(self, track: str, dataset: Dataset, n: int, scored_split: bool, what: str) -> Dataset:
+        """The first ``n`` items of ``dataset``, or, when it is the scored split too, the last ``n``
+        (checked disjoint from the scored start)."""
+        size = len(dataset)  # type: ignore[arg-type]
+        n = min(n, size)
+        if not scored_split:
+            return first(dataset, n)
+        scored = size if self.eval_size is None else min(self.eval_size, size)
+        if scored + n > size:
+            raise ConfigError(
+                f"the {track} track selects configurations on its scored {what} ({size} items): {scored} are scored "
+                f"and {n} would be selected on, which overlap; lower eval_size or select_size"
+            )
+        return Subset(dataset, range(size - n, size))
+
+    def _selection(self, track: str) -> tuple[Tensor, Tensor, Dataset]:
+        from robustbench_interp.data import get_dataset
+        from robustbench_interp.tracks import get_track
+
+        data = self.data(track)
+        if data.select is None:
+            spec = get_track(track)
+            dataset = get_dataset(track, spec.select_split, root=self.data_root)
+            same = spec.select_split == spec.eval_split
+            x, y = stack_dataset(self._disjoint(track, dataset, self.select_size, same, "split"))[:2]
+            accuracy = self._disjoint(track, dataset, max(self.select_size, self.select_accuracy_size), same, "split")
+            data.select = (x, y.long(), accuracy)
+        return data.select
+
+    def selection_sets(self, cfg: CellConfig) -> list[EvalSet]:
+        """The attacker's fooling split of a cell, as :meth:`eval_sets` gives the scored one: images
+        of the track's ``select_split`` with their labels, or composites of its ``select_composites``
+        with c1, then c2. Never an image that is scored."""
+        from robustbench_interp.data import get_composites
+        from robustbench_interp.tracks import get_track
+
+        if not get_attack(cfg.attack).two_classes:
+            x, y, _ = self._selection(cfg.track)
+            return [("select", x, y)]
+        data, spec, classes = self.data(cfg.track), get_track(cfg.track), cfg.classes
+        if classes not in data.composites_select:
+            part = spec.select_composites
+            dataset = get_composites(cfg.track, *classes, part, root=self.data_root)
+            chosen = self._disjoint(cfg.track, dataset, self.select_size, part == spec.eval_composites, "composites")
+            data.composites_select[classes] = stack_dataset(chosen)[0]
+        x = data.composites_select[classes]
+        c1, c2 = classes
+        return [(f"active-{c1}-{c2}-select-{name}", x, torch.full((len(x),), c, dtype=torch.long))
+                for name, c in (("c1", c1), ("c2", c2))]
+
+    def selection_accuracy(self, track: str, model_name: str, model: nn.Module | None = None) -> dict[str, Any]:
+        """Top-1 / top-5 (percent) on the attacker's accuracy images of the fooling split, of a base
+        model (cached) or of ``model``."""
+        key = (track, model_name, "select")
+        if model is None and key in self._accuracy:
+            return self._accuracy[key]
+        net = model if model is not None else self.base(track, model_name).model
+        acc = evaluate_accuracy(net, self._selection(track)[2], device=self.device, batch_size=self.batch_size)
+        if model is None:
+            self._accuracy[key] = acc
+        return acc
+
     # ---- maps
 
     def reference_maps(self, cfg: CellConfig, interpreter: Interpreter, key: str, x: Tensor, t: Tensor) -> Tensor:
@@ -244,16 +316,17 @@ class Resources:
 
     def maps_before_after(
         self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module, limit: int | None = None,
-        *, weights_key: str | None = None,
+        *, weights_key: str | None = None, sets: list[EvalSet] | None = None,
     ) -> list[tuple[Tensor, Tensor]]:
-        """``(h0, h)`` per evaluation set of ``cfg``: maps of the base model (cached) and of the
+        """``(h0, h)`` per evaluation set of ``cfg`` (or per set of ``sets``, e.g. the
+        :meth:`selection_sets`): maps of the base model (cached) and of the
         manipulated ``model``, for the first ``limit`` images (all when None). ``weights_key`` names
         ``model``'s weights when several cells share them (the controls of one model and seed): its
         maps are then computed once for all of them."""
         base = self.base(cfg.track, cfg.model)
         layer = corresponding_module(base.model, model, base.target_layer)
         pairs = []
-        for key, x, t in self.eval_sets(cfg):
+        for key, x, t in (self.eval_sets(cfg) if sets is None else sets):
             h0 = self.reference_maps(cfg, interpreter, key, x, t)[:limit]
             shared = None if weights_key is None else (weights_key, interpreter.name, repr(interpreter), key, limit)
             h = self._shared_maps.get(shared) if shared is not None else None

@@ -19,6 +19,12 @@ FSRs on it are the control FSRs. An attacked cell whose penalty has no gradient 
 weights (gradient masking, :class:`~robustbench_interp.errors.GradientMaskingError`), or whose
 interpreter declares itself non-differentiable, is recorded as not attackable adaptively: its
 interpreter is ranked by transfer only.
+
+A cell with a search (:attr:`CellConfig.search`; SPEC section 9) is computed by the attacker
+(:mod:`robustbench_interp.attacks.attacker`): its configurations are measured on the track's fooling
+split (:meth:`Resources.selection_sets`), the winner's weights are the cell's, and what was tried is
+in the record (``search``, ``chosen``). Its control is the chosen configuration with lambda = 0
+(:meth:`Runner.control_of`), computed and scored right after the cell.
 """
 
 from __future__ import annotations
@@ -29,14 +35,16 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
 
 from robustbench_interp.attacks import ATTACKS, get_attack
-from robustbench_interp.attacks.finetune import manipulate
+from robustbench_interp.attacks.attacker import SearchResult, search
+from robustbench_interp.attacks.finetune import ManipulationRun
 from robustbench_interp.claims import Claims
-from robustbench_interp.config import CellConfig
+from robustbench_interp.config import AttackParams, CellConfig
 from robustbench_interp.errors import (
     AttackError,
     InterpreterError,
@@ -105,8 +113,11 @@ class Runner:
         attack, and the evaluation sizes. A stored cell whose inputs differ is recomputed."""
         res = self.resources
         interpreter_code = "none" if cfg.is_control else self._code(cfg.interpreter, INTERPRETERS)
-        return {"interpreter_code": interpreter_code, "attack_code": self._code(cfg.attack, ATTACKS),
-                "eval_size": res.eval_size, "accuracy_size": res.accuracy_size, "aopc_size": self.aopc_size}
+        inputs = {"interpreter_code": interpreter_code, "attack_code": self._code(cfg.attack, ATTACKS),
+                  "eval_size": res.eval_size, "accuracy_size": res.accuracy_size, "aopc_size": self.aopc_size}
+        if cfg.search is not None:  # the attacker's fooling split
+            inputs.update(select_size=res.select_size, select_accuracy_size=res.select_accuracy_size)
+        return inputs
 
     def score_inputs(self, cfg: CellConfig, spec: str) -> dict[str, Any]:
         """What one interpreter's score on a manipulated model depends on besides the cell's id."""
@@ -169,22 +180,33 @@ class Runner:
 
     def _manipulate(self, cfg: CellConfig, interpreter: Interpreter | None) -> tuple[nn.Module, dict[str, Any]]:
         """Fine-tune the cell's base model (through ``interpreter``; None for a control, whose
-        weights are shared: see :meth:`weights_key`) and save the weights."""
+        weights are shared: see :meth:`weights_key`), with the attacker's search when the cell has
+        one, and save the weights."""
         path = self.store.weights_path(self.weights_key(cfg))
         if cfg.is_control and path.exists():  # another control of the same model, schedule and seed
             return self.manipulated(cfg), {"weights_shared": True}
         base = self.resources.base(cfg.track, cfg.model)
 
-        def report(step: int, total: int, losses: dict[str, float]) -> None:
-            if self.progress is not None:
-                self.progress(cfg.label, step, total, losses)
+        def start(params: AttackParams, label: str = cfg.label) -> ManipulationRun:
+            def report(step: int, total: int, losses: dict[str, float]) -> None:
+                if self.progress is not None:
+                    self.progress(label, step, total, losses)
 
-        result = manipulate(
-            base.model, base.target_layer, interpreter, get_attack(cfg.attack), cfg.params,
-            self.resources.data(cfg.track).train, self.resources.fooling_data(cfg),
-            attack_params=dict(cfg.attack_params), classes=cfg.classes, seed=cfg.seed,
-            device=self.resources.device, progress=report,
-        )
+            return ManipulationRun(
+                base.model, base.target_layer, interpreter, get_attack(cfg.attack), params,
+                self.resources.data(cfg.track).train, self.resources.fooling_data(cfg),
+                attack_params=dict(cfg.attack_params), classes=cfg.classes, seed=cfg.seed,
+                device=self.resources.device, progress=report,
+            )
+
+        found: dict[str, Any] = {}
+        if cfg.search is not None and interpreter is not None:
+            outcome = self._search(cfg, interpreter, start)
+            result, found = outcome.manipulation, {"search": outcome.summary(), "chosen": {
+                "lr": outcome.winner.params.lr, "lam": outcome.winner.params.lam,
+                "surrogate": outcome.winner.params.surrogate, "preset": outcome.winner.preset}}
+        else:
+            result = start(cfg.params).advance().result()
         atomic_save_state_dict(path, result.model.state_dict())
         last = result.history[-1] if result.history else {}
         summary = {
@@ -194,8 +216,49 @@ class Runner:
             "final_penalty": last.get("penalty"),
             "first_penalty": result.history[0]["penalty"] if result.history else None,
             "penalty_grad_norms": list(getattr(result, "penalty_grad_norms", []) or []),
+            **found,
         }
         return result.model, summary
+
+    def _search(self, cfg: CellConfig, interpreter: Interpreter, start: Callable[..., ManipulationRun]) -> SearchResult:
+        """The attacker's search of a cell (SPEC section 9): configurations measured on the fooling
+        split with the attacking interpreter (its selection noise); the leader of each rung is also
+        scored on the test split for the FSR-versus-budget curve (reported, never used to choose)."""
+        from robustbench_interp.interpreters.noise import selection_interpreter
+
+        res, attack = self.resources, get_attack(cfg.attack)
+        selector = selection_interpreter(get_interpreter(cfg.interpreter, **dict(cfg.interpreter_params)))
+        scorer = self.scorer(cfg.interpreter, cfg.interpreter_params)
+        sets = res.selection_sets(cfg)
+        labels = None if attack.two_classes else sets[0][2]
+        params = attack.make_params(dict(cfg.attack_params))
+        before = res.selection_accuracy(cfg.track, cfg.model)
+
+        def evaluate(model: nn.Module) -> dict[str, float]:
+            pairs = res.maps_before_after(cfg, selector, model, sets=sets)
+            scores = score_maps(attack, tuple(p[1] for p in pairs), tuple(p[0] for p in pairs), params, labels=labels)
+            after = res.selection_accuracy(cfg.track, cfg.model, model)
+            return {"fsr": scores["fsr"], "top1_drop": float(before["top1"]) - float(after["top1"]),
+                    "empty_rate": scores["empty_rate"]}
+
+        def report(model: nn.Module) -> dict[str, Any]:
+            return {"test_fsr": self.score(cfg, scorer, model)["fsr"]}
+
+        def labelled(params: AttackParams) -> ManipulationRun:
+            tag = f"lr={params.lr:g} lam={params.lam:g} {params.surrogate}"
+            return start(params, f"{cfg.label} [{tag}]")
+
+        return search(cfg.params, cfg.search, labelled, evaluate, report=report, log=self.log)
+
+    def control_of(self, cfg: CellConfig) -> CellConfig | None:
+        """The control of an attacked cell: :attr:`CellConfig.control`, or for a searched cell the
+        control of the configuration its search chose (None until the cell is computed)."""
+        if cfg.is_control:
+            return None
+        if cfg.search is None:
+            return cfg.control
+        record = self.store.get(cfg.cell_id)
+        return None if record is None or not record.ok else _chosen_control(cfg, record.metrics.get("chosen"))
 
     def score(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
         """Score ``interpreter`` on manipulated ``model`` of cell ``cfg`` against the base model."""
@@ -272,8 +335,9 @@ class Runner:
         except (InterpreterError, AttackError, PluginImportError) as exc:
             self.log(f"cell {cfg.label} failed: {exc}")
             return self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}", inputs=self.cell_inputs(cfg))
+        control = _chosen_control(cfg, metrics.get("chosen"))
         record = self.store.put(cfg, metrics, base_fingerprint=res.fingerprint(cfg.track, cfg.model),
-                                inputs=self.cell_inputs(cfg))
+                                inputs=self.cell_inputs(cfg), control=control)
         if adaptive is not None:
             self.store.put_score(cfg.cell_id, cfg.interpreter, adaptive, interpreter_params=cfg.interpreter_params,
                                  inputs=self.score_inputs(cfg, cfg.interpreter))
@@ -340,7 +404,19 @@ class Runner:
             record = self.store.put_failed(cfg, f"{type(exc).__name__}: {exc}", inputs=self.cell_inputs(cfg))
         for spec in scorers:
             self.score_cell(cfg, spec)
+        if cfg.search is not None and record.ok:  # its control follows the configuration chosen
+            control = self.control_of(cfg)
+            if control is not None:
+                self._run_and_score(control, scorers, keep_going)
         return record
+
+
+def _chosen_control(cfg: CellConfig, chosen: dict[str, Any] | None) -> CellConfig | None:
+    """The control of searched cell ``cfg`` from the configuration its search chose (a record's ``chosen``)."""
+    if not chosen:
+        return None
+    return cfg.control_for(replace(cfg.params, lr=float(chosen["lr"]), lam=float(chosen["lam"]),
+                                   surrogate=str(chosen["surrogate"])))
 
 
 def _drop(before: dict[str, Any], after: dict[str, Any], key: str) -> float | None:

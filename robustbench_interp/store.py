@@ -75,7 +75,9 @@ class StoreWarning(UserWarning):
 def plain(value: Any, where: str = "metrics") -> Any:
     """``value`` as plain JSON numbers: tensors / numpy scalars and arrays become floats, ints, lists.
 
-    Strings are refused: results hold numbers, never formatted strings (STYLE: numbers stay numbers).
+    A string that reads as a number ("87.5%", " 3.0") is refused: results hold numbers, never
+    formatted strings (STYLE: numbers stay numbers). Names and reasons (a surrogate's name, why a
+    configuration dropped out) are kept as they are.
     """
     if isinstance(value, Mapping):
         return {str(k): plain(v, f"{where}.{k}") for k, v in value.items()}
@@ -86,8 +88,18 @@ def plain(value: Any, where: str = "metrics") -> Any:
     if hasattr(value, "tolist"):  # torch.Tensor, numpy arrays and scalars
         return plain(value.tolist(), where)
     if isinstance(value, str):
-        raise ConfigError(f"{where} is the string {value!r}; store the number itself, not a formatted string")
+        if _reads_as_number(value):
+            raise ConfigError(f"{where} is the string {value!r}; store the number itself, not a formatted string")
+        return value
     raise ConfigError(f"{where} has a {type(value).__name__} value; store numbers, lists or dicts of numbers")
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text.strip().rstrip("%").replace(",", ""))
+    except ValueError:
+        return False
+    return True
 
 
 def _now() -> str:
@@ -182,10 +194,12 @@ class Store:
         return status in (STATUS_OK, STATUS_NOT_ATTACKABLE) or (status == STATUS_FAILED and not retry_failed)
 
     def put(self, config: CellConfig, metrics: Mapping[str, Any], *, base_fingerprint: str | None = None,
-            inputs: Mapping[str, Any] | None = None) -> CellRecord:
+            inputs: Mapping[str, Any] | None = None, control: CellConfig | None = None) -> CellRecord:
         """Record a completed cell with its ``metrics`` (numbers, lists, dicts of numbers) and the
-        fingerprint of the base model's weights it was computed from."""
-        return self._put(config, STATUS_OK, None, plain(dict(metrics)), base_fingerprint, inputs)
+        fingerprint of the base model's weights it was computed from. ``control`` is the cell's
+        control when it is not :attr:`CellConfig.control` (a searched cell's follows the
+        configuration its search chose)."""
+        return self._put(config, STATUS_OK, None, plain(dict(metrics)), base_fingerprint, inputs, control)
 
     def put_failed(self, config: CellConfig, reason: str, *, inputs: Mapping[str, Any] | None = None) -> CellRecord:
         """Record a cell whose computation failed, with the ``reason`` (e.g. the exception text)."""
@@ -201,13 +215,16 @@ class Store:
     def _put(
         self, config: CellConfig, status: str, reason: str | None, metrics: dict[str, Any],
         base_fingerprint: str | None = None, inputs: Mapping[str, Any] | None = None,
+        control: CellConfig | None = None,
     ) -> CellRecord:
         if not isinstance(config, CellConfig):
             raise ConfigError(f"the store records CellConfig objects, got {type(config).__name__}")
+        if control is None and not config.is_control and config.search is None:
+            control = config.control
         record = CellRecord(cell_id=config.cell_id, label=config.label, config=config.to_dict(), status=status,
                             reason=reason, metrics=metrics, base_fingerprint=base_fingerprint, created=_now(),
                             version=config.version, inputs=None if inputs is None else dict(inputs),
-                            control_cell=None if config.is_control else config.control.cell_id)
+                            control_cell=None if control is None else control.cell_id)
         self.write(record)
         return record
 

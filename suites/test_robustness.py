@@ -17,9 +17,11 @@ def test_adaptive(rbi_suite, rbi_cell, record_property):
     if not rbi_suite.interpreter(cell.interpreter, cell.interpreter_params).differentiable:
         pytest.skip(f"{cell.interpreter!r} is not differentiable: transfer cells only")
     with rbi_suite.visible():
-        rbi_suite.bench.run_cell(cell.control)  # the same fine-tuning with lambda = 0 (shared by attacks)
-        control = rbi_suite.bench.score_cell(cell.control, cell.interpreter, dict(cell.interpreter_params))
-        record = rbi_suite.bench.run_cell(cell)
+        record = rbi_suite.bench.run_cell(cell)  # the attacker's search when the cell has one
+        control, control_cell = None, rbi_suite.bench.control_of(cell)  # the chosen configuration, lambda = 0
+        if control_cell is not None:
+            rbi_suite.bench.run_cell(control_cell)
+            control = rbi_suite.bench.score_cell(control_cell, cell.interpreter, dict(cell.interpreter_params))
     scores = rbi_suite.bench.store.get_score(cell.cell_id, cell.interpreter, cell.interpreter_params)
     metrics = scores.metrics if scores is not None else {}
     rbi_suite.record("adaptive", cell.label, record, metrics)
@@ -32,6 +34,9 @@ def test_adaptive(rbi_suite, rbi_cell, record_property):
     if control is not None and control.ok:
         record_property("control_fsr", control.metrics["fsr"])
     record_property("top1_drop", record.metrics["top1_drop"])
+    chosen = record.metrics.get("chosen")
+    if chosen:
+        record_property("chosen", f"lr={chosen['lr']:g} lam={chosen['lam']:g} {chosen['surrogate']}")
     goal = rbi_suite.opt("rbi_max_fsr")
     if goal is not None and metrics["fsr"] > goal:
         pytest.fail(f"{cell.label}: FSR {metrics['fsr']:.1f}% > --rbi-max-fsr {goal}% "

@@ -50,14 +50,15 @@ def cells(attacks=("location",), interpreters=("gradcam",), **overrides):
 
 
 def count_manipulations(monkeypatch) -> list[str]:
+    """The attacks of the manipulations the runner starts (one per configuration a search tries)."""
     calls: list[str] = []
-    original = finetune.manipulate
 
-    def counting(*args, **kwargs):
-        calls.append(args[3].name)
-        return original(*args, **kwargs)
+    class Counting(finetune.ManipulationRun):
+        def __init__(self, *args, **kwargs):
+            calls.append(args[3].name)
+            super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr("robustbench_interp.runner.manipulate", counting)
+    monkeypatch.setattr("robustbench_interp.runner.ManipulationRun", Counting)
     return calls
 
 
@@ -472,3 +473,53 @@ def test_a_detaching_interpreter_is_recorded_as_not_attackable_not_as_robust(ben
     assert record.metrics["penalty_grad_norms"] == [] or max(record.metrics["penalty_grad_norms"]) == 0
     assert bench.store.get_score(cfg.cell_id, "detaching_gradcam") is None
     assert bench.is_done(cfg)  # computed: not retried on the next run
+
+
+# ------------------------------------------------------------------------------ the attacker's search
+
+def test_a_searched_cell_records_what_it_tried_and_its_control_follows_the_choice(tmp_path, random_vgg, monkeypatch):
+    """SPEC section 9: the runner searches, records every configuration and the curve, stores the
+    winner's weights, and computes the control of the configuration chosen; a rerun recomputes nothing."""
+    calls = count_manipulations(monkeypatch)
+    bench = make_bench(tmp_path / "store", random_vgg, select_size=8, select_accuracy_size=16)
+    cell = build_grid("tiny", ["vgg"], ["location"], ["gradcam"], budget=24)[0]  # 12 configurations, 6 steps each at the end
+    assert cell.search is not None and cell.params.steps == 6
+    (record,) = bench.run_grid([cell], score_with=["gradcam"])
+    assert record.ok, record.reason
+    search = record.metrics["search"]
+    assert len(search["trials"]) == 12
+    assert len(calls) == 13  # each configuration started once (and resumed after), then the control
+    assert [r["steps"] for r in search["rungs"]] == [1, 2, 3, 6]
+    assert [p["steps"] for p in search["curve"]] == [1, 2, 3, 6]
+    assert all("test_fsr" in p for p in search["curve"])
+    assert search["trials"][0]["preset"] and search["trials"][0]["measured"][-1]["steps"] == 6  # kept to the end
+    chosen = record.metrics["chosen"]
+    control = bench.control_of(cell)
+    assert control.is_control and control.params.lr == chosen["lr"] and control.params.lam == 0
+    assert record.control_cell == control.cell_id
+    assert bench.store.get(control.cell_id).ok and bench.store.get_score(control.cell_id, "gradcam") is not None
+    assert bench.store.get_score(cell.cell_id, "gradcam").metrics["fsr"] == search["curve"][-1]["test_fsr"]
+    calls.clear()
+    bench.run_grid([cell], score_with=["gradcam"])
+    assert calls == []
+
+
+def test_the_fooling_split_is_never_the_scored_one(tmp_path, random_vgg):
+    from torch.utils.data import TensorDataset
+
+    from robustbench_interp.errors import ConfigError
+
+    bench = make_bench(tmp_path / "store", random_vgg, select_size=8)
+    cell = build_grid("tiny", ["vgg"], ["location"], ["gradcam"])[0]
+    (_, x_sel, _), = bench.resources.selection_sets(cell)
+    (_, x_eval, _), = bench.resources.eval_sets(cell)
+    assert len(x_sel) == 8 and not any(torch.equal(a, b) for a in x_sel for b in x_eval)  # tiny: val, not test
+    active = build_grid("tiny", ["vgg"], ["active"], ["gradcam"])[0]
+    sel = bench.resources.selection_sets(active)
+    assert [k for k, _, _ in sel] == ["active-4-6-select-c1", "active-4-6-select-c2"]
+    data = TensorDataset(torch.arange(40.0))
+    res = bench.resources  # eval_size 16: a scored split shares its end with the attacker, never its start
+    tail = res._disjoint("tiny", data, 8, True, "split")
+    assert [float(v[0]) for v in tail] == list(range(32, 40))
+    with pytest.raises(ConfigError, match="overlap"):
+        res._disjoint("tiny", data, 30, True, "split")

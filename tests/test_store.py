@@ -49,10 +49,16 @@ def test_metrics_must_be_numbers_not_formatted_strings_nor_nan(tmp_path):
     store = Store(tmp_path)
     with pytest.raises(ConfigError, match="87.5%"):
         store.put(cell(), {"fsr": "87.5%"})
+    with pytest.raises(ConfigError, match="store the number"):
+        store.put(cell(), {"search": {"curve": [{"fsr": " 12 "}]}})
     with pytest.raises(ValueError, match="finite"):
         store.put(cell(), {"fsr": float("nan")})
     assert store.get(cell().cell_id) is None
     cells = tmp_path / "cells"
+    assert not cells.exists() or list(cells.iterdir()) == []
+    names = {"chosen": {"surrogate": "softplus"}, "search": {"trials": [{"error": "InterpreterError: nan"}]}}
+    assert store.put(cell(seed=9), names).metrics == names  # names and reasons are not numbers
+    (cells / f"{cell(seed=9).cell_id}.json").unlink()
     assert not cells.exists() or list(cells.iterdir()) == []  # no record, no temp file left behind
 
 

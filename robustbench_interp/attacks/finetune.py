@@ -26,6 +26,10 @@ Honest scoring (SPEC section 8) asks three more things of the loop:
 - **Control.** With ``lambda = 0`` the penalty is never computed (no interpreter call; the
   interpreter may be None): the control is plain fine-tuning with the same schedule, data order and
   seed as the manipulations it controls.
+
+The attacker (SPEC section 9) asks two more: a run can be advanced in segments
+(:class:`ManipulationRun`; :func:`manipulate` runs one to the end), and ``params.surrogate`` names a
+transform of the maps that the penalty alone sees (:mod:`robustbench_interp.attacks.surrogates`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from robustbench_interp.attacks.base import Attack
+from robustbench_interp.attacks.surrogates import get_surrogate
 from robustbench_interp.config import AttackParams
 from robustbench_interp.errors import (
     AttackError,
@@ -131,8 +136,10 @@ class _Penalty:
         layer0: nn.Module | None,
         attack_params: Any,
         classes: tuple[int, int] | None,
+        surrogate: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         self.attack, self.interpreter, self.attack_params, self.classes = attack, interpreter, attack_params, classes
+        self.surrogate = surrogate
         self.model0, self.layer0 = model0, layer0
         self.grid: tuple[int, int] | None = None
 
@@ -151,6 +158,9 @@ class _Penalty:
         h = tuple(self._maps(interpreter, model, layer, x, t, graph=True) for t in targets)
         h0 = (tuple(self._maps(interpreter, self.model0, self.layer0, x, t, graph=False) for t in targets)
               if self.attack.uses_reference else None)
+        if self.surrogate is not None:
+            h = tuple(self.surrogate(m) for m in h)
+            h0 = None if h0 is None else tuple(self.surrogate(m) for m in h0)
         try:
             pen = self.attack.penalty_of(h, h0, self.attack_params)
         except RBIError:
@@ -241,6 +251,121 @@ def corresponding_module(model0: nn.Module, model: nn.Module, layer: nn.Module |
     raise InterpreterError(f"the target layer {type(layer).__name__} is not a module of the model")
 
 
+class ManipulationRun:
+    """One manipulation in progress, resumable: :meth:`advance` runs its steps in segments, so the
+    attacker (:mod:`robustbench_interp.attacks.attacker`) can stop a configuration at a rung,
+    measure it and carry on with it later. The learning-rate schedule (its cooldown) is that of the
+    run's full length ``params.steps``, so a run advanced in segments follows exactly the trajectory
+    of one run to the end: stopping at a rung changes nothing about the later steps. Arguments as
+    :func:`manipulate`."""
+
+    def __init__(
+        self,
+        model0: nn.Module,
+        layer0: nn.Module | None,
+        interpreter: Interpreter | None,
+        attack: Attack | str,
+        params: AttackParams,
+        train_data: Dataset,
+        fool_data: Dataset | None = None,
+        *,
+        attack_params: Any = None,
+        classes: tuple[int, int] | None = None,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        progress: ProgressFn | None = None,
+    ) -> None:
+        from robustbench_interp.attacks.registry import get_attack
+
+        attack = get_attack(attack)
+        control = params.lam == 0
+        if not isinstance(attack_params, attack.Params):
+            attack_params = attack.make_params(attack_params)
+        adaptive = None if control else _check_adaptive(interpreter, attack, fool_data, classes)
+        surrogate = get_surrogate(params.surrogate)
+        torch.manual_seed(seed)
+        self.device = device = torch.device(device)
+        self.params, self.interpreter, self.attack, self.seed, self.progress = params, interpreter, attack, seed, progress
+        model0 = model0.to(device).eval()
+        self.model = model = copy.deepcopy(model0).eval()
+        self.layer = corresponding_module(model0, model, layer0)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
+        self.batches = _cycle(_loader(train_data, params.batch_size, seed))
+        self.fool_batches = (_cycle(_loader(fool_data, params.batch_size, seed + 1))
+                             if fool_data is not None and not control else None)
+        self.perturbation = FreePerturbation(params.eps) if params.adv else None
+        self.replays = params.replays if params.adv else 1
+        self.total = params.steps or params.epochs * max(1, len(train_data) // params.batch_size)  # type: ignore[arg-type]
+        self.penalty: _Penalty | None = None
+        self.masking: _MaskingCheck | None = None
+        if adaptive is not None:
+            self.penalty = _Penalty(attack, adaptive, model0, layer0, attack_params, classes, surrogate)
+            self.masking = _MaskingCheck(list(model.parameters()), min(MASKING_CHECK_STEPS, self.total * self.replays),
+                                         adaptive, attack)
+        total, cooldown = self.total, params.cooldown
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(step, total, cooldown))
+        self.history: list[dict[str, float | None]] = []
+        self.seconds = 0.0
+        self.step = 0  # minibatches so far
+        self.t = 0  # optimizer steps so far, replays counted: the index of the noise seed and of the masking check
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total
+
+    def advance(self, until: int | None = None) -> ManipulationRun:
+        """Run the minibatches up to ``until`` (the full length when None); returns the run."""
+        stop = self.total if until is None else min(int(until), self.total)
+        params, model, device = self.params, self.model, self.device
+        start = time.perf_counter()
+        model.train(False)
+        while self.step < stop:
+            step = self.step
+            x, y = (t_.to(device) for t_ in next(self.batches)[:2])
+            if self.fool_batches is not None:  # two-class attacks: composites; the targets are the two classes
+                xf = next(self.fool_batches)
+                xf = (xf[0] if isinstance(xf, (list, tuple)) else xf).to(device)
+                yf = torch.empty(xf.shape[0], dtype=torch.long, device=device)
+            else:
+                xf, yf = x, y
+            for _ in range(self.replays):
+                x_ce = self.perturbation.perturb(x) if self.perturbation is not None else x
+                ce = F.cross_entropy(model(x_ce), y)
+                pen = (None if self.penalty is None
+                       else self.penalty(model, self.layer, xf, yf, attack_noise_seed(self.seed, self.t)))
+                loss = ce if pen is None else ce + params.lam * pen
+                if not math.isfinite(float(loss.detach())):
+                    raise InterpreterError(
+                        f"the manipulation loss became {float(loss)} at step {step} (CE {float(ce):.4g}, "
+                        f"penalty {_value(pen)}); lower lr={params.lr} or lambda={params.lam}"
+                    )
+                if self.masking is not None and pen is not None:
+                    self.masking(pen, self.t)
+                self.optimizer.zero_grad(set_to_none=True)
+                _backward(loss, self.interpreter, self.attack)
+                self.optimizer.step()
+                self.t += 1
+                if self.perturbation is not None:
+                    self.perturbation.step()
+            record = {"step": float(step), "ce": float(ce.detach()), "penalty": _value(pen),
+                      "loss": float(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"]}
+            self.scheduler.step()
+            self.history.append(record)
+            self.step += 1
+            if self.progress is not None:
+                self.progress(self.step, self.total, record)
+        self.seconds += time.perf_counter() - start
+        model.eval()
+        return self
+
+    def result(self) -> Manipulation:
+        """The manipulation so far (the model itself, not a copy: it moves on if the run advances)."""
+        return Manipulation(model=self.model, history=self.history, seconds=self.seconds,
+                            penalty_grad_norms=self.masking.norms if self.masking is not None else [])
+
+
 def manipulate(
     model0: nn.Module,
     layer0: nn.Module | None,
@@ -266,70 +391,11 @@ def manipulate(
     With ``params.lam == 0`` this is the control run: the penalty is never computed, ``interpreter``
     is not called (it may be None) and ``fool_data`` is not needed. Otherwise a penalty without a
     gradient w.r.t. the weights raises :class:`GradientMaskingError` (see the module doc).
+    ``params.surrogate`` names the map transform the penalty sees (:mod:`~robustbench_interp.attacks.surrogates`).
     """
-    from robustbench_interp.attacks.registry import get_attack
-
-    attack = get_attack(attack)
-    control = params.lam == 0
-    if not isinstance(attack_params, attack.Params):
-        attack_params = attack.make_params(attack_params)
-    adaptive = None if control else _check_adaptive(interpreter, attack, fool_data, classes)
-    torch.manual_seed(seed)
-    device = torch.device(device)
-    model0 = model0.to(device).eval()
-    model = copy.deepcopy(model0).eval()
-    layer = corresponding_module(model0, model, layer0)
-    for p in model.parameters():
-        p.requires_grad_(True)
-    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
-    batches = _cycle(_loader(train_data, params.batch_size, seed))
-    fool_batches = _cycle(_loader(fool_data, params.batch_size, seed + 1)) if fool_data is not None and not control else None
-    perturbation = FreePerturbation(params.eps) if params.adv else None
-    replays = params.replays if params.adv else 1
-    total = params.steps or params.epochs * max(1, len(train_data) // params.batch_size)  # type: ignore[arg-type]
-    penalty, masking = None, None
-    if adaptive is not None:
-        penalty = _Penalty(attack, adaptive, model0, layer0, attack_params, classes)
-        masking = _MaskingCheck(list(model.parameters()), min(MASKING_CHECK_STEPS, total * replays), adaptive, attack)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, params.cooldown))
-    history: list[dict[str, float | None]] = []
-    start = time.perf_counter()
-    t = 0  # optimizer steps so far, replays counted: the index of the noise seed and of the masking check
-    for step in range(total):
-        x, y = (t_.to(device) for t_ in next(batches)[:2])
-        if fool_batches is not None:  # two-class attacks: composites; the targets are the two classes
-            xf = next(fool_batches)
-            xf = (xf[0] if isinstance(xf, (list, tuple)) else xf).to(device)
-            yf = torch.empty(xf.shape[0], dtype=torch.long, device=device)
-        else:
-            xf, yf = x, y
-        for _ in range(replays):
-            x_ce = perturbation.perturb(x) if perturbation is not None else x
-            ce = F.cross_entropy(model(x_ce), y)
-            pen = None if penalty is None else penalty(model, layer, xf, yf, attack_noise_seed(seed, t))
-            loss = ce if pen is None else ce + params.lam * pen
-            if not math.isfinite(float(loss.detach())):
-                raise InterpreterError(
-                    f"the manipulation loss became {float(loss)} at step {step} (CE {float(ce):.4g}, "
-                    f"penalty {_value(pen)}); lower lr={params.lr} or lambda={params.lam}"
-                )
-            if masking is not None and pen is not None:
-                masking(pen, t)
-            optimizer.zero_grad(set_to_none=True)
-            _backward(loss, interpreter, attack)
-            optimizer.step()
-            t += 1
-            if perturbation is not None:
-                perturbation.step()
-        record = {"step": float(step), "ce": float(ce.detach()), "penalty": _value(pen),
-                  "loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"]}
-        scheduler.step()
-        history.append(record)
-        if progress is not None:
-            progress(step + 1, total, record)
-    model.eval()
-    return Manipulation(model=model, history=history, seconds=time.perf_counter() - start,
-                        penalty_grad_norms=masking.norms if masking is not None else [])
+    return ManipulationRun(model0, layer0, interpreter, attack, params, train_data, fool_data,
+                           attack_params=attack_params, classes=classes, seed=seed, device=device,
+                           progress=progress).advance().result()
 
 
 def _check_adaptive(interpreter: Interpreter | None, attack: Attack, fool_data: Dataset | None,
@@ -352,5 +418,5 @@ def _value(pen: Tensor | None) -> float | None:
     return None if pen is None else float(pen.detach())
 
 
-__all__ = ["MASKING_CHECK_STEPS", "Manipulation", "corresponding_module", "expected_grid", "explain_checked",
+__all__ = ["MASKING_CHECK_STEPS", "Manipulation", "ManipulationRun", "corresponding_module", "expected_grid", "explain_checked",
            "lr_factor", "manipulate", "penalty_grad_norm"]

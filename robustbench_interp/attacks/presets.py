@@ -17,7 +17,7 @@ from typing import Any
 
 from robustbench_interp.attacks.base import Attack
 from robustbench_interp.attacks.registry import get_attack
-from robustbench_interp.config import AttackParams
+from robustbench_interp.config import AttackParams, SearchSpace
 from robustbench_interp.errors import ConfigError
 from robustbench_interp.tracks import ADV_SUFFIX, Track, get_track
 
@@ -26,7 +26,8 @@ def _base_name(model: str) -> tuple[str, bool]:
     return (model[: -len(ADV_SUFFIX)], True) if model.endswith(ADV_SUFFIX) else (model, False)
 
 
-def _lr_lam(track: Track, attack: Attack, model: str, interpreter: str) -> tuple[float, float]:
+def _attack_lr_lam(track: Track, attack: Attack, model: str, interpreter: str) -> tuple[float, float]:
+    """The attack's (lr, lambda) for (model, interpreter) on the track, before per-interpreter learning rates."""
     found = attack.presets.get(track.name) or track.presets.get(attack.name)
     lr_lam = None if found is None else found.lookup(model, interpreter)
     if lr_lam is None:
@@ -35,8 +36,28 @@ def _lr_lam(track: Track, attack: Attack, model: str, interpreter: str) -> tuple
             f"attack {attack.name!r} has no preset {where}. Pass lr= and lam= (CLI: --lr, --lam), or add a "
             f"Preset for {track.name!r} to the attack's presets (or one for {attack.name!r} to the track's)."
         )
-    lr, lam = lr_lam
+    return lr_lam
+
+
+def _lr_lam(track: Track, attack: Attack, model: str, interpreter: str) -> tuple[float, float]:
+    lr, lam = _attack_lr_lam(track, attack, model, interpreter)
     return track.interpreter_lr.get(interpreter, lr), lam
+
+
+def search_space(track: str, model: str, attack: str | Attack, interpreter: str, budget: int | None = None
+                 ) -> SearchSpace | None:
+    """The attacker's search of a cell (SPEC section 9): the track's space centred on the attack's
+    (lr, lambda) for the model, before any per-interpreter learning rate, so that every interpreter
+    is searched over the same learning rates; ``budget`` (optimizer steps) replaces the track's.
+    None when the track has no search or ``budget`` is 0 (the preset alone)."""
+    spec, found = get_track(track), get_attack(attack)
+    if spec.search is None and budget:
+        raise ConfigError(f"the {spec.name} track has no attacker's search (its schedule counts epochs); drop "
+                          f"--budget {budget}, or run a track with one (tiny)")
+    if spec.search is None or budget == 0:
+        return None
+    center = _attack_lr_lam(spec, found, _base_name(model)[0], interpreter)
+    return replace(spec.search, center=center, budget=spec.search.budget if budget is None else budget)
 
 
 def preset(track: str, model: str, attack: str | Attack, interpreter: str, **overrides: Any

@@ -7,10 +7,12 @@ kinds of seed live in disjoint halves of the 64-bit seeds a :class:`torch.Genera
 
     attack_noise_seed(seed, t) = 2**63 + (seed mod 2**32) * 2**31 + t     0 <= t < 2**31
     SCORING_NOISE_SEED         = 0
+    SELECTION_NOISE_SEED       = 1
 
 ``t`` counts the optimizer steps of the manipulation with cell seed ``seed`` (an ``-adv`` cell's
 replays included). Every attack seed has bit 63 set and the scoring seed has not, so they never
-meet, whatever the seed or the step; and ``(seed mod 2**32, t)`` -> attack seed is one-to-one, so
+meet, whatever the seed or the step; the attacker measures its configurations on the fooling split
+with a third seed (SPEC section 9), so the choice of a configuration never sees the scoring noise; and ``(seed mod 2**32, t)`` -> attack seed is one-to-one, so
 two steps of a manipulation never share their noise. The scoring seed is SmoothGrad's default
 seed, so a map scored before this rule existed was scored with the same noise.
 
@@ -27,9 +29,11 @@ __all__ = [
     "ATTACK_NOISE_BASE",
     "MAX_ATTACK_STEPS",
     "SCORING_NOISE_SEED",
+    "SELECTION_NOISE_SEED",
     "attack_noise_seed",
     "is_attack_noise_seed",
     "scoring_interpreter",
+    "selection_interpreter",
 ]
 
 #: The smallest attack-step seed: every attack-step seed has bit 63 set.
@@ -38,6 +42,9 @@ ATTACK_NOISE_BASE = 1 << 63
 MAX_ATTACK_STEPS = 1 << 31
 #: The one noise seed of every score (original and manipulated maps alike); below :data:`ATTACK_NOISE_BASE`.
 SCORING_NOISE_SEED = 0
+#: The noise seed with which the attacker measures its configurations (SPEC section 9); neither an
+#: attack step's nor the scoring one.
+SELECTION_NOISE_SEED = 1
 _SEED_SPAN = 1 << 32
 
 
@@ -58,3 +65,9 @@ def scoring_interpreter(interpreter: Interpreter) -> Interpreter:
     """``interpreter`` as every score must use it: its noise from :data:`SCORING_NOISE_SEED`
     (itself when it is deterministic). The runner builds its scorers with this."""
     return interpreter.reseeded(SCORING_NOISE_SEED)
+
+
+def selection_interpreter(interpreter: Interpreter) -> Interpreter:
+    """``interpreter`` as the attacker measures a configuration with it: its noise from
+    :data:`SELECTION_NOISE_SEED` (itself when it is deterministic)."""
+    return interpreter.reseeded(SELECTION_NOISE_SEED)

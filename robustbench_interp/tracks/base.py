@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 if TYPE_CHECKING:
     from robustbench_interp.attacks.base import Preset
+    from robustbench_interp.config import SearchSpace
 
 ADV_SUFFIX = "-adv"
 
@@ -76,6 +77,15 @@ class Track(abc.ABC):
     eval_split: ClassVar[str] = "test"
     #: The part of the Active composites a two-class attack is scored on.
     eval_composites: ClassVar[str] = "test"
+    #: The attacker's search on this track (SPEC section 9; :mod:`robustbench_interp.attacks.attacker`):
+    #: the space around each attack's preset and the budget of optimizer steps per cell. None: the
+    #: presets alone.
+    search: ClassVar[SearchSpace | None] = None
+    #: The split the attacker measures its configurations on (FSR and top-1 drop), and the part of
+    #: the composites for two-class attacks: never the scored images. When it is the scored split
+    #: too, the attacker takes its images from the end and the scorer from the start, disjoint.
+    select_split: ClassVar[str] = "val"
+    select_composites: ClassVar[str] = "heldout"
 
     @abc.abstractmethod
     def architectures(self) -> list[str]:

@@ -32,6 +32,12 @@ class ImageNetTrack(Track):
     # ImageNet has no labelled test split; its hyper-parameters are the paper's, not chosen on "val".
     eval_split = "val"
     eval_composites = "heldout"
+    # No search yet: the attacker resumes configurations at rungs counted in steps, and the paper's
+    # schedule counts one epoch. The attacker would measure on the end of "val" and "heldout", the
+    # scorer on their start.
+    search = None
+    select_split = "val"
+    select_composites = "heldout"
 
     def architectures(self) -> list[str]:
         from robustbench_interp.models.imagenet import ARCHITECTURES

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 from torch.utils.data import Dataset
 
+from robustbench_interp.config import SearchSpace
 from robustbench_interp.tracks.base import Schedule, Track
 from robustbench_interp.tracks.registry import register_track
 
@@ -34,6 +35,12 @@ class TinyTrack(Track):
     # 25 % and 16 % top-1); at 1e-4 the DenseNet keeps 96.6 % (docs/presets.md).
     interpreter_lr = {"lrp": 1e-4}
     seeds = (0, 1, 2)
+    # The attacker's space (SPEC section 9): learning rates 1e-4, 3e-4 and 1e-3 (LRP's preset among
+    # them), lambda at 1 and 10 times the attack's preset, the paper's penalty and the softplus
+    # surrogate: 12 configurations. Four rungs of successive halving (63, 125, 250, 500 steps) cost
+    # 4 full lengths, so 2000 optimizer steps leave the finalists the preset's own 500 steps.
+    search = SearchSpace(budget=2000, lr_factors=(0.1, 0.3, 1.0), lam_factors=(1.0, 10.0),
+                         surrogates=("relu", "softplus"), rungs=4)
     adv_eps = 4 / 255
     adv_replays = 4
 

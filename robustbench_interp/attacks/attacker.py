@@ -1,0 +1,235 @@
+"""The attacker: a budgeted search per cell, never weaker than the hand-tuned preset (SPEC section 9).
+
+One preset per attack, tuned on one interpreter, says little about the others: an interpreter that
+"resists" it may only resist that learning rate and lambda. So per (base model, attack,
+interpreter, seed) the attacker searches a fixed space (:class:`~robustbench_interp.config.SearchSpace`)
+with a fixed budget of optimizer steps, the same for every interpreter:
+
+- **The space.** The preset's learning rate times each ``lr_factor``, its lambda times each
+  ``lam_factor``, each penalty surrogate (:mod:`robustbench_interp.attacks.surrogates`: the paper's
+  ReLU normalisation, or a softplus that passes gradient where a map is negative). The preset is
+  one of the configurations.
+- **Successive halving** (Jamieson & Talwalkar 2016; Li et al. 2018, "Hyperband"). Rung ``k`` of
+  ``R`` runs the configurations still in the race up to ``full / eta**(R-1-k)`` minibatches, then
+  keeps the best ``ceil(n / eta**(k+1))``. A configuration carries on from where it stopped (a
+  :class:`~robustbench_interp.attacks.finetune.ManipulationRun`): its learning-rate schedule is
+  that of the full length, so a finalist's trajectory is exactly that of one run of ``full``
+  minibatches. The full length is what the budget leaves: ``budget / (cost factor * replays)``
+  (:func:`full_length`); on tiny the default budget gives the preset's own 500 steps.
+- **The preset is never dropped.** When it is not among the best of a rung it takes the last place
+  kept, so it reaches the final rung, where it runs exactly as the preset cell always ran: the
+  configuration chosen is at least as good as the preset on the fooling split.
+- **Selection.** A configuration is measured on the track's held-out fooling split, never the
+  scored test split (:meth:`Resources.selection_sets`): FSR of the attacking interpreter (its noise
+  from a seed neither the attack nor scoring uses) and top-1 drop against the base model. The
+  order: configurations whose top-1 drop is at most ``MAX_TOP1_DROP`` first, by FSR (then by
+  smaller drop); then the others by smaller drop. The winner is the first of the final rung.
+- **Failures.** A configuration whose loss diverges (a too large learning rate or lambda) drops
+  out with its reason; only when every configuration fails does the cell fail. Gradient masking
+  is a property of the interpreter, not of a configuration: it ends the search at once.
+
+Everything tried is recorded (:meth:`SearchResult.summary`): each configuration's measurement at
+each rung, and the curve of the leader after each rung against the optimizer steps spent so far,
+from which the leaderboard draws FSR versus budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Any
+
+from torch import nn
+
+from robustbench_interp.attacks.finetune import Manipulation, ManipulationRun
+from robustbench_interp.config import MAX_TOP1_DROP, AttackParams, SearchSpace
+from robustbench_interp.errors import ConfigError, GradientMaskingError, InterpreterError
+
+#: A measurement of a model on the fooling split: ``{"fsr": percent, "top1_drop": points}``.
+Evaluate = Callable[[nn.Module], dict[str, float]]
+#: Starts the manipulation of one configuration.
+Start = Callable[[AttackParams], ManipulationRun]
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung of successive halving: the configurations run up to ``steps`` minibatches, then
+    ``keep`` of them go on."""
+
+    steps: int
+    keep: int
+
+
+def plan(space: SearchSpace, full: int, n: int) -> list[Rung]:
+    """The rungs of a search of ``n`` configurations of ``space`` with finalists of ``full`` minibatches."""
+    r, eta = space.rungs, space.eta
+    return [Rung(steps=max(1, math.ceil(full / eta ** (r - 1 - k))), keep=max(1, math.ceil(n / eta ** (k + 1))))
+            for k in range(r)]
+
+
+def cost_factor(space: SearchSpace, n: int) -> Fraction:
+    """The optimizer steps of a search of ``n`` configurations in units of its full length (exact,
+    before rounding): the configurations in the race at each rung times the rung's new steps."""
+    r, eta = space.rungs, space.eta
+    total, alive, before = Fraction(0), n, Fraction(0)
+    for k in range(r):
+        length = Fraction(1, eta ** (r - 1 - k))
+        total += alive * (length - before)
+        alive, before = max(1, math.ceil(n / eta ** (k + 1))), length
+    return total
+
+
+def full_length(space: SearchSpace, schedule_steps: int, n: int, replays: int = 1) -> int:
+    """The finalists' minibatches for ``n`` configurations: ``budget / (cost factor * replays)``;
+    the schedule's own length when the space has no budget (a track whose schedule counts epochs)."""
+    if space.budget is None:
+        return schedule_steps
+    factor = cost_factor(space, n)
+    full = int(Fraction(space.budget) / (factor * replays))
+    if full < 1:
+        raise ConfigError(f"a search budget of {space.budget} optimizer steps is too small for {n} "
+                          f"configurations (cost factor {float(factor):g}, {replays} replays); raise it")
+    return full
+
+
+def configurations(space: SearchSpace, preset: AttackParams) -> list[AttackParams]:
+    """The configurations of ``space`` for a cell with ``preset``, the preset itself first."""
+    out = [preset]
+    for lr, lam, surrogate in space.grid_values(preset.lr, preset.lam):
+        params = replace(preset, lr=lr, lam=lam, surrogate=surrogate)
+        if params not in out:
+            out.append(params)
+    return out
+
+
+def selection_key(measured: dict[str, float]) -> tuple[int, float, float]:
+    """Sorts configurations best first (ascending): within the top-1 budget by FSR, then the rest by drop."""
+    drop, fsr = measured["top1_drop"], measured["fsr"]
+    if drop <= MAX_TOP1_DROP:
+        return (0, -fsr, drop)
+    return (1, drop, -fsr)
+
+
+@dataclass
+class Trial:
+    """One configuration of a search: its parameters, its run while it is in the race, and its
+    measurement at each rung it reached."""
+
+    params: AttackParams
+    preset: bool
+    run: ManipulationRun | None = None
+    measured: list[dict[str, float]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def key(self) -> tuple[int, float, float]:
+        return selection_key(self.measured[-1])
+
+    def describe(self) -> dict[str, Any]:
+        return {"lr": self.params.lr, "lam": self.params.lam, "surrogate": self.params.surrogate,
+                "preset": self.preset, "measured": list(self.measured), "error": self.error}
+
+
+@dataclass
+class SearchResult:
+    """The outcome of a search: the winning trial's manipulation, every trial, the rungs, and the
+    leader's curve (one point per rung: optimizer steps spent so far, the leader's configuration
+    and measurement, and any ``report`` of it)."""
+
+    winner: Trial
+    manipulation: Manipulation
+    trials: list[Trial]
+    rungs: list[Rung]
+    curve: list[dict[str, Any]]
+    spent: int
+    preset_report: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """What was tried, as JSON-ready data (a cell record's ``search``); ``preset_report`` is the
+        ``report`` of the preset's finalist (e.g. its test FSR: what the hand-tuned preset alone
+        would have scored)."""
+        return {"rungs": [{"steps": r.steps, "keep": r.keep} for r in self.rungs], "spent": self.spent,
+                "winner": {k: v for k, v in self.winner.describe().items() if k != "measured"},
+                "trials": [t.describe() for t in self.trials], "curve": self.curve,
+                "preset_report": self.preset_report}
+
+
+def search(
+    preset: AttackParams,
+    space: SearchSpace,
+    start: Start,
+    evaluate: Evaluate,
+    *,
+    report: Callable[[nn.Module], dict[str, Any]] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> SearchResult:
+    """Successive halving over ``space`` around ``preset`` (whose ``steps`` is the finalists'
+    length): ``start(params)`` begins a configuration's manipulation, ``evaluate(model)`` measures
+    it on the fooling split, ``report(model)``, when given, adds to the leader's point on the curve
+    (e.g. its score on the test split: reported, never used to choose)."""
+    full = preset.steps
+    if full is None:
+        raise ConfigError("the attacker searches step-counted schedules: give the preset's steps")
+    replays = preset.replays if preset.adv else 1
+    configs = configurations(space, preset)
+    rungs = plan(space, full, len(configs))
+    trials = [Trial(params=p, preset=i == 0) for i, p in enumerate(configs)]
+    alive, spent, curve = list(trials), 0, []
+    first_error: InterpreterError | None = None
+    for k, rung in enumerate(rungs):
+        for trial in alive:
+            try:
+                if trial.run is None:
+                    trial.run = start(trial.params)
+                before = trial.run.step
+                trial.run.advance(rung.steps)
+                spent += (trial.run.step - before) * replays
+                trial.measured.append({"rung": k, "steps": trial.run.step, **evaluate(trial.run.model)})
+            except GradientMaskingError:
+                raise
+            except InterpreterError as exc:  # this configuration diverged (or a plug-in failed on it)
+                first_error = first_error or exc
+                trial.error, trial.run = f"{type(exc).__name__}: {exc}", None
+                if log is not None:
+                    log(f"configuration lr={trial.params.lr:g} lam={trial.params.lam:g} "
+                        f"{trial.params.surrogate} dropped: {exc}")
+        running = [t for t in alive if t.error is None]
+        if not running:
+            raise first_error if first_error is not None else InterpreterError("no configuration ran")
+        ranked = sorted(running, key=lambda t: t.key)
+        kept = ranked[: rung.keep] if k < len(rungs) - 1 else ranked  # the final rung keeps its finalists
+        preset_trial = trials[0]
+        if preset_trial in running and preset_trial not in kept:
+            kept[-1] = preset_trial  # the preset always reaches the final rung
+        for trial in running:
+            if trial not in kept:
+                trial.run = None  # out of the race: free its model
+        leader = ranked[0]
+        point = {"rung": k, "steps": rung.steps, "spent": spent, "lr": leader.params.lr, "lam": leader.params.lam,
+                 "surrogate": leader.params.surrogate, **leader.measured[-1]}
+        if report is not None and leader.run is not None:
+            point.update(report(leader.run.model))
+        curve.append(point)
+        alive = kept
+    winner = min(alive, key=lambda t: t.key)
+    if winner.run is None:  # cannot happen: the finalists' runs are kept
+        raise InterpreterError("the search lost its winner's run")
+    preset_run = trials[0].run  # the preset always reaches the final rung (unless it diverged)
+    preset_report = report(preset_run.model) if report is not None and preset_run is not None else {}
+    return SearchResult(winner=winner, manipulation=winner.run.result(), trials=trials, rungs=rungs,
+                        curve=curve, spent=spent, preset_report=preset_report)
+
+
+def schedule_of(space: SearchSpace, preset: AttackParams) -> AttackParams:
+    """``preset`` with the finalists' length that ``space``'s budget leaves (its cooldown over that length)."""
+    if preset.steps is None:
+        return preset
+    replays = preset.replays if preset.adv else 1
+    return replace(preset, steps=full_length(space, preset.steps, len(configurations(space, preset)), replays))
+
+
+__all__ = ["Evaluate", "Rung", "SearchResult", "Start", "Trial", "configurations", "cost_factor", "full_length",
+           "plan", "schedule_of", "search", "selection_key"]
+
