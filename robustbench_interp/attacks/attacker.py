@@ -23,7 +23,9 @@ with a fixed budget of optimizer steps, the same for every interpreter:
   scored test split (:meth:`Resources.selection_sets`): FSR of the attacking interpreter (its noise
   from a seed neither the attack nor scoring uses) and top-1 drop against the base model. The
   order: configurations whose top-1 drop is at most ``MAX_TOP1_DROP`` first, by FSR (then by
-  smaller drop); then the others by smaller drop. The winner is the first of the final rung.
+  smaller drop); then the others by smaller drop. The winner is the first of the final rung. A rung
+  that ends before the learning rate cools down (on a schedule with a cooldown) admits
+  ``EARLY_TOP1_FACTOR`` times the drop: the cooldown gives accuracy back.
 - **Failures.** A configuration whose loss diverges (a too large learning rate or lambda) drops
   out with its reason; only when every configuration fails does the cell fail. Gradient masking
   is a property of the interpreter, not of a configuration: it ends the search at once.
@@ -104,10 +106,17 @@ def configurations(space: SearchSpace, preset: AttackParams) -> list[AttackParam
     return out
 
 
-def selection_key(measured: dict[str, float]) -> tuple[int, float, float]:
-    """Sorts configurations best first (ascending): within the top-1 budget by FSR, then the rest by drop."""
+#: Before the learning rate cools down, a configuration's top-1 drop is larger than it will be at the
+#: end (on the tiny VGG, Location through Grad-CAM: 4.8 points at 250 of 500 steps, 2.7 at the end),
+#: so a rung that ends before the cooldown starts admits drops up to this factor times the budget.
+EARLY_TOP1_FACTOR = 2.5
+
+
+def selection_key(measured: dict[str, float], allowed: float = MAX_TOP1_DROP) -> tuple[int, float, float]:
+    """Sorts configurations best first (ascending): those whose top-1 drop is within ``allowed`` by
+    FSR (then by smaller drop), then the rest by drop."""
     drop, fsr = measured["top1_drop"], measured["fsr"]
-    if drop <= MAX_TOP1_DROP:
+    if drop <= allowed:
         return (0, -fsr, drop)
     return (1, drop, -fsr)
 
@@ -198,7 +207,9 @@ def search(
         running = [t for t in alive if t.error is None]
         if not running:
             raise first_error if first_error is not None else InterpreterError("no configuration ran")
-        ranked = sorted(running, key=lambda t: t.key)
+        early = preset.cooldown > 0 and rung.steps < full * (1 - preset.cooldown) and k < len(rungs) - 1
+        allowed = MAX_TOP1_DROP * (EARLY_TOP1_FACTOR if early else 1.0)
+        ranked = sorted(running, key=lambda t: selection_key(t.measured[-1], allowed))
         kept = ranked[: rung.keep] if k < len(rungs) - 1 else ranked  # the final rung keeps its finalists
         preset_trial = trials[0]
         if preset_trial in running and preset_trial not in kept:
@@ -230,6 +241,6 @@ def schedule_of(space: SearchSpace, preset: AttackParams) -> AttackParams:
     return replace(preset, steps=full_length(space, preset.steps, len(configurations(space, preset)), replays))
 
 
-__all__ = ["Evaluate", "Rung", "SearchResult", "Start", "Trial", "configurations", "cost_factor", "full_length",
+__all__ = ["EARLY_TOP1_FACTOR", "Evaluate", "Rung", "SearchResult", "Start", "Trial", "configurations", "cost_factor", "full_length",
            "plan", "schedule_of", "search", "selection_key"]
 
