@@ -102,7 +102,8 @@ def _progress_printer():
         bar.update(done - bar.n)
         if info:
             penalty = info.get("penalty")  # None for a control (lambda = 0: no penalty computed)
-            bar.set_postfix(ce=f"{info.get('ce', 0):.3f}", pen="-" if penalty is None else f"{penalty:.3f}",
+            shown = {"config": info["config"]} if "config" in info else {}  # the attacker's search
+            bar.set_postfix(**shown, ce=f"{info.get('ce', 0):.3f}", pen="-" if penalty is None else f"{penalty:.3f}",
                             refresh=False)
         if done >= total:
             bar.close()

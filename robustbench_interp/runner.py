@@ -41,7 +41,7 @@ from typing import Any
 from torch import nn
 
 from robustbench_interp.attacks import ATTACKS, get_attack
-from robustbench_interp.attacks.attacker import SearchResult, search
+from robustbench_interp.attacks.attacker import SearchResult, planned_minibatches, search
 from robustbench_interp.attacks.finetune import ManipulationRun
 from robustbench_interp.claims import Claims
 from robustbench_interp.config import AttackParams, CellConfig
@@ -187,16 +187,16 @@ class Runner:
             return self.manipulated(cfg), {"weights_shared": True}
         base = self.resources.base(cfg.track, cfg.model)
 
-        def start(params: AttackParams, label: str = cfg.label) -> ManipulationRun:
+        def start(params: AttackParams, progress: Callable[..., None] | None = None) -> ManipulationRun:
             def report(step: int, total: int, losses: dict[str, float]) -> None:
                 if self.progress is not None:
-                    self.progress(label, step, total, losses)
+                    self.progress(cfg.label, step, total, losses)
 
             return ManipulationRun(
                 base.model, base.target_layer, interpreter, get_attack(cfg.attack), params,
                 self.resources.data(cfg.track).train, self.resources.fooling_data(cfg),
                 attack_params=dict(cfg.attack_params), classes=cfg.classes, seed=cfg.seed,
-                device=self.resources.device, progress=report,
+                device=self.resources.device, progress=progress or report,
             )
 
         found: dict[str, Any] = {}
@@ -244,11 +244,27 @@ class Runner:
         def report(model: nn.Module) -> dict[str, Any]:
             return {"test_fsr": self.score(cfg, scorer, model)["fsr"]}
 
-        def labelled(params: AttackParams) -> ManipulationRun:
-            tag = f"lr={params.lr:g} lam={params.lam:g} {params.surrogate}"
-            return start(params, f"{cfg.label} [{tag}]")
+        # one progress bar for the whole search: minibatches of every configuration against the plan
+        planned = planned_minibatches(cfg.search, cfg.params)
+        done_by: dict[int, int] = {}
 
-        return search(cfg.params, cfg.search, labelled, evaluate, report=report, log=self.log)
+        def labelled(params: AttackParams) -> ManipulationRun:
+            key, tag = len(done_by), f"lr={params.lr:g} lam={params.lam:g} {params.surrogate}"
+            done_by[key] = 0
+
+            def progress(step: int, total: int, losses: dict[str, float]) -> None:
+                done_by[key] = step
+                if self.progress is not None:
+                    self.progress(f"{cfg.label} [search]", min(sum(done_by.values()), planned - 1), planned,
+                                  {**losses, "config": tag})
+
+            return start(params, progress)
+
+        try:
+            return search(cfg.params, cfg.search, labelled, evaluate, report=report, log=self.log)
+        finally:
+            if self.progress is not None:
+                self.progress(f"{cfg.label} [search]", planned, planned, {})
 
     def control_of(self, cfg: CellConfig) -> CellConfig | None:
         """The control of an attacked cell: :attr:`CellConfig.control`, or for a searched cell the

@@ -301,3 +301,10 @@ def test_a_rung_before_the_cooldown_admits_a_larger_drop():
     result = search(preset_, space, start, evaluate)
     assert (result.winner.params.lr, result.winner.params.lam) == (1e-4, 100.0)
     assert result.curve[0]["fsr"] == 60.0  # the leader of the first rung despite its 4-point drop
+
+
+def test_the_planned_minibatches_are_the_budget():
+    from robustbench_interp.attacks.attacker import planned_minibatches
+
+    cell = build_grid("tiny", ["vgg"], ["location"], ["gradcam"], budget=2000)[0]
+    assert planned_minibatches(cell.search, cell.params) == 12 * 63 + 6 * 62 + 3 * 125 + 2 * 250  # 2003: rounding up

@@ -96,6 +96,17 @@ def full_length(space: SearchSpace, schedule_steps: int, n: int, replays: int = 
     return full
 
 
+def planned_minibatches(space: SearchSpace, preset: AttackParams) -> int:
+    """The minibatches a search of ``space`` around ``preset`` runs when no configuration diverges
+    (what a progress bar counts; times the replays, the optimizer steps it spends)."""
+    n = len(configurations(space, preset))
+    total, alive, before = 0, n, 0
+    for rung in plan(space, preset.steps or 1, n):
+        total += alive * (rung.steps - before)
+        alive, before = rung.keep, rung.steps
+    return total
+
+
 def configurations(space: SearchSpace, preset: AttackParams) -> list[AttackParams]:
     """The configurations of ``space`` for a cell with ``preset``, the preset itself first."""
     out = [preset]
@@ -241,6 +252,6 @@ def schedule_of(space: SearchSpace, preset: AttackParams) -> AttackParams:
     return replace(preset, steps=full_length(space, preset.steps, len(configurations(space, preset)), replays))
 
 
-__all__ = ["EARLY_TOP1_FACTOR", "Evaluate", "Rung", "SearchResult", "Start", "Trial", "configurations", "cost_factor", "full_length",
-           "plan", "schedule_of", "search", "selection_key"]
+__all__ = ["EARLY_TOP1_FACTOR", "Evaluate", "Rung", "SearchResult", "Start", "Trial", "configurations", "cost_factor",
+           "full_length", "plan", "planned_minibatches", "schedule_of", "search", "selection_key"]
 
