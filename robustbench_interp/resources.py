@@ -247,7 +247,8 @@ class Resources:
         n = min(n, size)
         if not scored_split:
             return first(dataset, n)
-        scored = size if self.eval_size is None else min(self.eval_size, size)
+        scored = size if self.eval_size is None or self.accuracy_size is None else min(
+            max(self.eval_size, self.accuracy_size), size)  # the scored images and the accuracy set
         if scored + n > size:
             raise ConfigError(
                 f"the {track} track selects configurations on its scored {what} ({size} items): {scored} are scored "

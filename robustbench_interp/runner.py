@@ -422,8 +422,10 @@ class Runner:
             self.score_cell(cfg, spec)
         if cfg.search is not None and record.ok:  # its control follows the configuration chosen
             control = self.control_of(cfg)
-            if control is not None:
-                self._run_and_score(control, scorers, keep_going)
+            claims = Claims(self.store.root)
+            if control is not None and claims.acquire(control.cell_id):  # else another runner computes it
+                with claims.beating(control.cell_id):
+                    self._run_and_score(control, scorers, keep_going)
         return record
 
 

@@ -76,8 +76,9 @@ def plain(value: Any, where: str = "metrics") -> Any:
     """``value`` as plain JSON numbers: tensors / numpy scalars and arrays become floats, ints, lists.
 
     A string that reads as a number ("87.5%", " 3.0") is refused: results hold numbers, never
-    formatted strings (STYLE: numbers stay numbers). Names and reasons (a surrogate's name, why a
-    configuration dropped out) are kept as they are.
+    formatted strings (STYLE: numbers stay numbers). Names and reasons under the attacker's
+    ``chosen`` and ``search`` (a surrogate's name, why a configuration dropped out) are kept as they
+    are; any other string is refused.
     """
     if isinstance(value, Mapping):
         return {str(k): plain(v, f"{where}.{k}") for k, v in value.items()}
@@ -88,10 +89,14 @@ def plain(value: Any, where: str = "metrics") -> Any:
     if hasattr(value, "tolist"):  # torch.Tensor, numpy arrays and scalars
         return plain(value.tolist(), where)
     if isinstance(value, str):
-        if _reads_as_number(value):
+        if _reads_as_number(value) or not where.startswith(_NAMED):
             raise ConfigError(f"{where} is the string {value!r}; store the number itself, not a formatted string")
         return value
     raise ConfigError(f"{where} has a {type(value).__name__} value; store numbers, lists or dicts of numbers")
+
+
+#: Where a record may hold names and reasons as strings: what the attacker chose and tried.
+_NAMED = ("metrics.chosen", "metrics.search")
 
 
 def _reads_as_number(text: str) -> bool:

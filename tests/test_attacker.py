@@ -196,17 +196,42 @@ def test_when_every_configuration_fails_the_cell_fails_with_the_first_reason():
         _fake_search(keys, fail=set(keys))
 
 
-def test_gradient_masking_ends_the_search_at_once():
+def test_masking_under_one_surrogate_drops_that_configuration_and_everywhere_ends_the_cell():
+    space = SearchSpace(lr_factors=(1.0,), surrogates=("relu", "softplus"), rungs=2)
+    preset_ = AttackParams(lr=1e-3, lam=1, steps=10)
+
+    def start_masked_relu(params):
+        if params.surrogate == "relu":
+            raise GradientMaskingError("no gradient through the ReLU", norms=[0.0])
+        return FakeRun(params, lambda steps: (40.0, 0.5))
+
+    result = search(preset_, space, start_masked_relu, lambda m: dict(zip(("fsr", "top1_drop"), m.fake.quality(0))))
+    assert result.winner.params.surrogate == "softplus" and "GradientMaskingError" in result.trials[0].error
+
     calls = []
 
-    def start(params):
+    def start_masked(params):
         calls.append(params)
         raise GradientMaskingError("no gradient", norms=[0.0])
 
     with pytest.raises(GradientMaskingError):
-        search(AttackParams(lr=1e-3, lam=1, steps=10), SearchSpace(lr_factors=(0.1, 1.0), rungs=2),
-               start, lambda m: {"fsr": 0.0, "top1_drop": 0.0})
-    assert len(calls) == 1
+        search(preset_, space, start_masked, lambda m: {"fsr": 0.0, "top1_drop": 0.0})
+    assert len(calls) == 2  # every configuration was tried
+
+
+def test_a_rung_keeping_one_keeps_the_leader_and_the_preset():
+    q = _qualities(default=(10.0, 0.5))
+    q[(1e-4, 100.0, "softplus")] = lambda steps: (90.0, 0.5)
+    space = SearchSpace(budget=400, lr_factors=(0.1, 1.0), lam_factors=(1.0, 10.0), surrogates=("relu", "softplus"),
+                        rungs=4, eta=3, center=(1e-3, 10.0))  # keeps 3, 1, 1
+
+    def start(params):
+        return FakeRun(params, q[(params.lr, params.lam, params.surrogate)])
+
+    result = search(AttackParams(lr=1e-3, lam=10.0, steps=100), space, start,
+                    lambda m: dict(zip(("fsr", "top1_drop"), m.fake.quality(m.fake.step))))
+    assert (result.winner.params.lr, result.winner.params.surrogate) == (1e-4, "softplus")
+    assert result.trials[0].measured[-1]["steps"] == 100  # the preset ran to the end beside it
 
 
 def test_the_selection_order():

@@ -517,9 +517,9 @@ def test_the_fooling_split_is_never_the_scored_one(tmp_path, random_vgg):
     active = build_grid("tiny", ["vgg"], ["active"], ["gradcam"])[0]
     sel = bench.resources.selection_sets(active)
     assert [k for k, _, _ in sel] == ["active-4-6-select-c1", "active-4-6-select-c2"]
-    data = TensorDataset(torch.arange(40.0))
-    res = bench.resources  # eval_size 16: a scored split shares its end with the attacker, never its start
+    data = TensorDataset(torch.arange(100.0))
+    res = bench.resources  # 16 scored, 64 for accuracy: a scored split gives its end to the attacker, never its start
     tail = res._disjoint("tiny", data, 8, True, "split")
-    assert [float(v[0]) for v in tail] == list(range(32, 40))
+    assert [float(v[0]) for v in tail] == list(range(92, 100))
     with pytest.raises(ConfigError, match="overlap"):
-        res._disjoint("tiny", data, 30, True, "split")
+        res._disjoint("tiny", data, 40, True, "split")

@@ -17,7 +17,7 @@ with a fixed budget of optimizer steps, the same for every interpreter:
   minibatches. The full length is what the budget leaves: ``budget / (cost factor * replays)``
   (:func:`full_length`); on tiny the default budget gives the preset's own 500 steps.
 - **The preset is never dropped.** When it is not among the best of a rung it takes the last place
-  kept, so it reaches the final rung, where it runs exactly as the preset cell always ran: the
+  kept (or joins the leader when a rung keeps one), so it reaches the final rung, where it runs exactly as the preset cell always ran: the
   configuration chosen is at least as good as the preset on the fooling split.
 - **Selection.** A configuration is measured on the track's held-out fooling split, never the
   scored test split (:meth:`Resources.selection_sets`): FSR of the attacking interpreter (its noise
@@ -26,9 +26,12 @@ with a fixed budget of optimizer steps, the same for every interpreter:
   smaller drop); then the others by smaller drop. The winner is the first of the final rung. A rung
   that ends before the learning rate cools down (on a schedule with a cooldown) admits
   ``EARLY_TOP1_FACTOR`` times the drop: the cooldown gives accuracy back.
-- **Failures.** A configuration whose loss diverges (a too large learning rate or lambda) drops
-  out with its reason; only when every configuration fails does the cell fail. Gradient masking
-  is a property of the interpreter, not of a configuration: it ends the search at once.
+- **Failures.** A configuration whose loss diverges (a too large learning rate or lambda), or whose
+  penalty has no gradient under its surrogate (gradient masking), drops out with its reason; only
+  when every configuration fails does the cell fail, as not attackable when every one of them
+  was masked.
+- **Budget.** Rung lengths are rounded up to whole steps, so a search may spend a few steps more
+  than its budget (tiny: 2003 of 2000); ``spent`` records what it did spend.
 
 Everything tried is recorded (:meth:`SearchResult.summary`): each configuration's measurement at
 each rung, and the curve of the leader after each rung against the optimizer steps spent so far,
@@ -197,34 +200,42 @@ def search(
     rungs = plan(space, full, len(configs))
     trials = [Trial(params=p, preset=i == 0) for i, p in enumerate(configs)]
     alive, spent, curve = list(trials), 0, []
-    first_error: InterpreterError | None = None
+    errors: list[InterpreterError] = []
     for k, rung in enumerate(rungs):
         for trial in alive:
+            before = trial.run.step if trial.run is not None else 0
             try:
                 if trial.run is None:
                     trial.run = start(trial.params)
-                before = trial.run.step
                 trial.run.advance(rung.steps)
-                spent += (trial.run.step - before) * replays
                 trial.measured.append({"rung": k, "steps": trial.run.step, **evaluate(trial.run.model)})
-            except GradientMaskingError:
-                raise
-            except InterpreterError as exc:  # this configuration diverged (or a plug-in failed on it)
-                first_error = first_error or exc
-                trial.error, trial.run = f"{type(exc).__name__}: {exc}", None
+            except InterpreterError as exc:  # diverged, masked under this surrogate, or a plug-in failed on it
+                errors.append(exc)
+                trial.error = f"{type(exc).__name__}: {exc}"
                 if log is not None:
                     log(f"configuration lr={trial.params.lr:g} lam={trial.params.lam:g} "
                         f"{trial.params.surrogate} dropped: {exc}")
+            finally:
+                if trial.run is not None:
+                    spent += (trial.run.step - before) * replays
+                if trial.error is not None:
+                    trial.run = None
         running = [t for t in alive if t.error is None]
-        if not running:
-            raise first_error if first_error is not None else InterpreterError("no configuration ran")
+        if not running:  # masking everywhere: not attackable; otherwise the first reason
+            masked = [e for e in errors if isinstance(e, GradientMaskingError)]
+            if errors and len(masked) == len(errors):
+                raise masked[0]
+            raise errors[0] if errors else InterpreterError("no configuration ran")
         early = preset.cooldown > 0 and rung.steps < full * (1 - preset.cooldown) and k < len(rungs) - 1
         allowed = MAX_TOP1_DROP * (EARLY_TOP1_FACTOR if early else 1.0)
         ranked = sorted(running, key=lambda t: selection_key(t.measured[-1], allowed))
         kept = ranked[: rung.keep] if k < len(rungs) - 1 else ranked  # the final rung keeps its finalists
         preset_trial = trials[0]
-        if preset_trial in running and preset_trial not in kept:
-            kept[-1] = preset_trial  # the preset always reaches the final rung
+        if preset_trial in running and preset_trial not in kept:  # the preset always reaches the final rung
+            if len(kept) >= 2:
+                kept[-1] = preset_trial
+            else:
+                kept.append(preset_trial)
         for trial in running:
             if trial not in kept:
                 trial.run = None  # out of the race: free its model
