@@ -178,11 +178,6 @@ class SearchSpace:
         return [(_round(lr0 * f), _round(lam0 * g), s)
                 for f in self.lr_factors for g in self.lam_factors for s in self.surrogates]
 
-    def size_for(self, preset_lr: float, preset_lam: float) -> int:
-        """The number of configurations of a cell with this preset (the preset added when it is not in the space)."""
-        values = self.grid_values(preset_lr, preset_lam)
-        return len(values) + (0 if (preset_lr, preset_lam, "relu") in values else 1)
-
     def to_dict(self) -> dict[str, Any]:
         return {"budget": self.budget, "lr_factors": list(self.lr_factors), "lam_factors": list(self.lam_factors),
                 "surrogates": list(self.surrogates), "rungs": self.rungs, "eta": self.eta,

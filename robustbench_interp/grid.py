@@ -157,7 +157,7 @@ def _scorers(attackers: Sequence[str], scorers: Sequence[str]) -> tuple[str, ...
     return tuple(dict.fromkeys([*attackers, *scorers]))  # the adaptive scores first, no repeats
 
 
-def _track_seeds(track: str, kw: dict[str, Any]) -> dict[str, Any]:
+def _named_grid_kw(track: str, kw: dict[str, Any]) -> dict[str, Any]:
     """``kw`` with ``seeds`` set to the track's seeds unless given, and ``budget`` to
     :data:`GRID_BUDGET` unless given."""
     budget = kw.get("budget")
@@ -178,7 +178,7 @@ def main_grid(track: str, models: Sequence[str], attacks: Sequence[str], attacke
     scorers = list(scorers) or list(RUN_SCORERS)
     if "all" in scorers:
         scorers = list_interpreters()
-    kw = _track_seeds(track, kw)
+    kw = _named_grid_kw(track, kw)
     return Grid("main", with_controls(build_grid(track, models, attacks, attackers, **kw)),
                 _scorers(attackers, scorers))
 
@@ -190,7 +190,7 @@ def leaderboard_grid(track: str, models: Sequence[str], attacks: Sequence[str], 
     from robustbench_interp.interpreters import list_interpreters
 
     every = list_interpreters()
-    kw = _track_seeds(track, kw)
+    kw = _named_grid_kw(track, kw)
     attackers = differentiable([*RUN_ATTACKERS, *(n for n in every if n not in RUN_ATTACKERS)])
     cells = [cell for name in attackers
              for cell in build_grid(track, [m for m in models if m in LEADERBOARD_ATTACK_MODELS.get(name, models)],
@@ -206,7 +206,7 @@ def submission_grid(track: str, models: Sequence[str], attacks: Sequence[str], s
     """A submission's grids: its adaptive cells (every attack x model through each spec), and the
     transfer cells (the models manipulated through :data:`SUBMISSION_TRANSFER_ATTACKERS`, scored by
     the specs)."""
-    kw = _track_seeds(track, kw)
+    kw = _named_grid_kw(track, kw)
     adaptive = Grid("submission", with_controls(build_grid(track, models, attacks, specs, **kw)), tuple(specs))
     transfer = Grid("submission-transfer", tuple(build_grid(track, models, attacks,
                                                             list(SUBMISSION_TRANSFER_ATTACKERS), **kw)), tuple(specs))

@@ -768,8 +768,8 @@ def search_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     for col in ("select_fsr", "select_top1_drop", "preset_select_fsr", "preset_select_top1_drop", "test_fsr",
                 "preset_test_fsr", "top1_drop"):
         text[col] = text[col].map(_fmt)
-    text["lr"] = text["lr"].map(lambda v: f"{v:g}" if isinstance(v, (int, float)) and math.isfinite(v) else "-")
-    text["lam"] = text["lam"].map(lambda v: f"{v:g}" if isinstance(v, (int, float)) and math.isfinite(v) else "-")
+    for col in ("lr", "lam"):
+        text[col] = text[col].map(lambda v: f"{v:g}" if isinstance(v, (int, float)) and math.isfinite(v) else "-")
     text["preset_chosen"] = text["preset_chosen"].map(lambda v: "yes" if v else "no")
     return cells, text
 

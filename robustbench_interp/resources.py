@@ -91,6 +91,13 @@ class TrackData:
     composites_select: dict[tuple[int, int], Tensor] = field(default_factory=dict)
 
 
+def _two_class_sets(x: Tensor, classes: tuple[int, int], part: str) -> list[EvalSet]:
+    """The evaluation sets of a two-class attack on composites ``x``: c1's, then c2's."""
+    c1, c2 = classes
+    return [(f"active-{c1}-{c2}-{part}{name}", x, torch.full((len(x),), c, dtype=torch.long))
+            for name, c in (("c1", c1), ("c2", c2))]
+
+
 def _state_hash(model: nn.Module) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -180,12 +187,17 @@ class Resources:
 
     def accuracy(self, track: str, model_name: str, model: nn.Module | None = None) -> dict[str, Any]:
         """Top-1 / top-5 accuracy (percent) of a base model (cached) or of ``model``."""
-        if model is None and (track, model_name) in self._accuracy:
-            return self._accuracy[(track, model_name)]
+        return self._accuracy_on((track, model_name), self.data(track).accuracy_set, track, model_name, model)
+
+    def _accuracy_on(self, key: tuple[str, ...], dataset: Dataset, track: str, model_name: str,
+                     model: nn.Module | None) -> dict[str, Any]:
+        """Top-1 / top-5 on ``dataset`` of ``model``, or of the base model (cached under ``key``)."""
+        if model is None and key in self._accuracy:
+            return self._accuracy[key]
         net = model if model is not None else self.base(track, model_name).model
-        acc = evaluate_accuracy(net, self.data(track).accuracy_set, device=self.device, batch_size=self.batch_size)
+        acc = evaluate_accuracy(net, dataset, device=self.device, batch_size=self.batch_size)
         if model is None:
-            self._accuracy[(track, model_name)] = acc
+            self._accuracy[key] = acc
         return acc
 
     # ---- data
@@ -233,10 +245,7 @@ class Resources:
         if not get_attack(cfg.attack).two_classes:
             data = self.data(cfg.track)
             return [("eval", data.eval_x, data.eval_y)]
-        x = self.composites(cfg.track, cfg.classes, "eval")
-        c1, c2 = cfg.classes
-        return [(f"active-{c1}-{c2}-{name}", x, torch.full((len(x),), c, dtype=torch.long))
-                for name, c in (("c1", c1), ("c2", c2))]
+        return _two_class_sets(self.composites(cfg.track, cfg.classes, "eval"), cfg.classes, "")
 
     # ---- the attacker's fooling split (SPEC section 9)
 
@@ -286,22 +295,12 @@ class Resources:
             dataset = get_composites(cfg.track, *classes, part, root=self.data_root)
             chosen = self._disjoint(cfg.track, dataset, self.select_size, part == spec.eval_composites, "composites")
             data.composites_select[classes] = stack_dataset(chosen)[0]
-        x = data.composites_select[classes]
-        c1, c2 = classes
-        return [(f"active-{c1}-{c2}-select-{name}", x, torch.full((len(x),), c, dtype=torch.long))
-                for name, c in (("c1", c1), ("c2", c2))]
+        return _two_class_sets(data.composites_select[classes], classes, "select-")
 
     def selection_accuracy(self, track: str, model_name: str, model: nn.Module | None = None) -> dict[str, Any]:
         """Top-1 / top-5 (percent) on the attacker's accuracy images of the fooling split, of a base
         model (cached) or of ``model``."""
-        key = (track, model_name, "select")
-        if model is None and key in self._accuracy:
-            return self._accuracy[key]
-        net = model if model is not None else self.base(track, model_name).model
-        acc = evaluate_accuracy(net, self._selection(track)[2], device=self.device, batch_size=self.batch_size)
-        if model is None:
-            self._accuracy[key] = acc
-        return acc
+        return self._accuracy_on((track, model_name, "select"), self._selection(track)[2], track, model_name, model)
 
     # ---- maps
 

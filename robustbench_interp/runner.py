@@ -60,7 +60,7 @@ from robustbench_interp.metrics.aopc import aopc_before_after
 from robustbench_interp.metrics.scoring import score_maps
 from robustbench_interp.records import CellRecord, ScoreRecord, without_lists
 from robustbench_interp.registry import code_version, import_object
-from robustbench_interp.resources import Resources
+from robustbench_interp.resources import EvalSet, Resources
 from robustbench_interp.store import Store, atomic_save_state_dict, load_state_dict_safe
 
 #: The inputs of a record written before records kept them: the built-ins, the default sizes.
@@ -226,17 +226,14 @@ class Runner:
         scored on the test split for the FSR-versus-budget curve (reported, never used to choose)."""
         from robustbench_interp.interpreters.noise import selection_interpreter
 
-        res, attack = self.resources, get_attack(cfg.attack)
+        res = self.resources
         selector = selection_interpreter(get_interpreter(cfg.interpreter, **dict(cfg.interpreter_params)))
         scorer = self.scorer(cfg.interpreter, cfg.interpreter_params)
         sets = res.selection_sets(cfg)
-        labels = None if attack.two_classes else sets[0][2]
-        params = attack.make_params(dict(cfg.attack_params))
         before = res.selection_accuracy(cfg.track, cfg.model)
 
         def evaluate(model: nn.Module) -> dict[str, float]:
-            pairs = res.maps_before_after(cfg, selector, model, sets=sets)
-            scores = score_maps(attack, tuple(p[1] for p in pairs), tuple(p[0] for p in pairs), params, labels=labels)
+            scores = self.score(cfg, selector, model, sets=sets)
             after = res.selection_accuracy(cfg.track, cfg.model, model)
             return {"fsr": scores["fsr"], "top1_drop": float(before["top1"]) - float(after["top1"]),
                     "empty_rate": scores["empty_rate"]}
@@ -276,12 +273,15 @@ class Runner:
         record = self.store.get(cfg.cell_id)
         return None if record is None or not record.ok else _chosen_control(cfg, record.metrics.get("chosen"))
 
-    def score(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module) -> dict[str, Any]:
-        """Score ``interpreter`` on manipulated ``model`` of cell ``cfg`` against the base model."""
+    def score(self, cfg: CellConfig, interpreter: Interpreter, model: nn.Module,
+              sets: list[EvalSet] | None = None) -> dict[str, Any]:
+        """Score ``interpreter`` on manipulated ``model`` of cell ``cfg`` against the base model, on
+        the cell's evaluation sets or on ``sets`` (the attacker's fooling split)."""
         attack = get_attack(cfg.attack)
         shared = self.weights_key(cfg) if cfg.is_control else None
-        pairs = self.resources.maps_before_after(cfg, interpreter, model, weights_key=shared)
-        labels = None if attack.two_classes else self.resources.eval_sets(cfg)[0][2]
+        sets = self.resources.eval_sets(cfg) if sets is None else sets
+        pairs = self.resources.maps_before_after(cfg, interpreter, model, weights_key=shared, sets=sets)
+        labels = None if attack.two_classes else sets[0][2]
         try:
             return score_maps(attack, tuple(p[1] for p in pairs), tuple(p[0] for p in pairs),
                               attack.make_params(dict(cfg.attack_params)), labels=labels)

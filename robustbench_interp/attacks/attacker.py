@@ -146,10 +146,6 @@ class Trial:
     measured: list[dict[str, float]] = field(default_factory=list)
     error: str | None = None
 
-    @property
-    def key(self) -> tuple[int, float, float]:
-        return selection_key(self.measured[-1])
-
     def describe(self) -> dict[str, Any]:
         return {"lr": self.params.lr, "lam": self.params.lam, "surrogate": self.params.surrogate,
                 "preset": self.preset, "measured": list(self.measured), "error": self.error}
@@ -246,9 +242,7 @@ def search(
             point.update(report(leader.run.model))
         curve.append(point)
         alive = kept
-    winner = min(alive, key=lambda t: t.key)
-    if winner.run is None:  # cannot happen: the finalists' runs are kept
-        raise InterpreterError("the search lost its winner's run")
+    winner = leader  # the first of the final rung, which keeps every finalist and its run
     preset_run = trials[0].run  # the preset always reaches the final rung (unless it diverged)
     preset_report = report(preset_run.model) if report is not None and preset_run is not None else {}
     return SearchResult(winner=winner, manipulation=winner.run.result(), trials=trials, rungs=rungs,
