@@ -128,11 +128,13 @@ def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[s
 
 
 def draw_budget(curve: Any, path: str | Path) -> Path | None:
-    """Draw FSR versus budget (SPEC section 9) into ``path``: one panel per attack, one line per
-    (model, attacking interpreter): the test FSR of the search's leader after each rung (mean over
-    seeds) against the optimizer steps the search had spent. A line still rising at the right end
-    says that more budget would fool more. ``curve`` is the leaderboard's ``budget.csv`` frame;
-    nothing is drawn when it is empty."""
+    """Draw FSR versus budget (SPEC section 9) into ``path``: one column per attack, one line per
+    (model, attacking interpreter): the search's leader after each rung (mean over seeds) against the
+    optimizer steps the search had spent; above its test FSR, below its mean test loss with the
+    boundary of the success interval dashed. A line still rising (or, for the loss, still moving
+    towards the boundary) at the right end says that more budget would fool more; a flat FSR of 0
+    over a loss that does not move says that more of this budget would not. ``curve`` is the
+    leaderboard's ``budget.csv`` frame; nothing is drawn when it is empty."""
     import io
 
     import matplotlib
@@ -140,23 +142,41 @@ def draw_budget(curve: Any, path: str | Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from robustbench_interp.attacks import ATTACKS
+
     if curve is None or len(curve) == 0:
         return None
     attacks = attack_order(curve["attack"].unique())
-    fig, axes = plt.subplots(1, len(attacks), figsize=(3.4 * len(attacks), 3.0), squeeze=False)
-    for ax, attack in zip(axes[0], attacks):
+    has_loss = "test_loss" in curve and curve["test_loss"].notna().any()
+    rows = 2 if has_loss else 1
+    fig, axes = plt.subplots(rows, len(attacks), figsize=(3.4 * len(attacks), 2.8 * rows), squeeze=False)
+    for col, attack in enumerate(attacks):
         part = curve[curve["attack"] == attack]
-        lines = part.groupby(["model", "interpreter", "rung"], as_index=False).agg(
-            spent=("spent", "mean"), test_fsr=("test_fsr", "mean"))
+        agg = {"spent": ("spent", "mean"), "test_fsr": ("test_fsr", "mean")}
+        if has_loss:
+            agg["test_loss"] = ("test_loss", "mean")
+        lines = part.groupby(["model", "interpreter", "rung"], as_index=False).agg(**agg)
+        top = axes[0][col]
         for (model, interp), line in lines.groupby(["model", "interpreter"]):
             line = line.sort_values("rung")
-            ax.plot(line["spent"], line["test_fsr"], marker="o", markersize=3, label=f"{model} / {interp}")
-        ax.set_title(attack, fontsize=9)
-        ax.set_xlabel("optimizer steps spent", fontsize=8)
-        ax.set_ylim(-2, 102)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6)
+            top.plot(line["spent"], line["test_fsr"], marker="o", markersize=3, label=f"{model} / {interp}")
+            if has_loss:
+                axes[1][col].plot(line["spent"], line["test_loss"], marker="o", markersize=3)
+        top.set_title(attack, fontsize=9)
+        top.set_ylim(-2, 102)
+        top.legend(fontsize=6)
+        if has_loss:
+            known = ATTACKS.get(attack) if attack in ATTACKS else None
+            low, high = getattr(known, "success_interval", None) or (None, None)
+            boundary = high if low == 0 else low
+            if boundary is not None:
+                axes[1][col].axhline(boundary, linestyle="--", color="grey", linewidth=0.8)
+        for ax in axes[:, col]:
+            ax.tick_params(labelsize=7)
+        axes[-1][col].set_xlabel("optimizer steps spent", fontsize=8)
     axes[0][0].set_ylabel("test FSR of the leader (%)", fontsize=8)
+    if has_loss:
+        axes[1][0].set_ylabel("mean test loss (dashed: success boundary)", fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)

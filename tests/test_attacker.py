@@ -13,10 +13,12 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from robustbench_interp.attacks.attacker import (
+    LOOSE_TOP1_DROP,
     configurations,
     cost_factor,
     full_length,
     plan,
+    progress_of,
     schedule_of,
     search,
     selection_key,
@@ -240,6 +242,16 @@ def test_the_selection_order():
     assert selection_key(within) < selection_key(beyond)
     assert selection_key({"fsr": 50.0, "top1_drop": 1.0}) < selection_key({"fsr": 50.0, "top1_drop": 1.5})
     assert selection_key({"fsr": 0.0, "top1_drop": 3.0}) < selection_key({"fsr": 90.0, "top1_drop": 4.0})
+    # an FSR tie (no image past the threshold yet) goes to the loss that moved further, before the drop
+    moved = {"fsr": 0.0, "top1_drop": 1.5, "progress": progress_of(0.30, (0.0, 0.2))}
+    still = {"fsr": 0.0, "top1_drop": 0.5, "progress": progress_of(0.45, (0.0, 0.2))}
+    assert selection_key(moved) < selection_key(still)
+    assert selection_key({**still, "fsr": 1.0}) < selection_key(moved)  # the FSR first
+
+
+def test_progress_points_towards_the_success_interval():
+    assert progress_of(0.1, (0.0, 0.2)) > progress_of(0.3, (0.0, 0.2))  # Location: the loss must fall
+    assert progress_of(0.3, (0.1, 1.0)) > progress_of(0.05, (0.1, 1.0))  # Center-mass: it must rise
 
 
 # ------------------------------------------------------------------------------ real runs
@@ -305,6 +317,28 @@ def test_the_presets_finalist_is_reported_beside_the_winner():
                     report=lambda model: {"test_fsr": model.fake.quality(model.fake.step)[0] - 1})
     assert result.summary()["preset_report"] == {"test_fsr": 9.0}
     assert result.curve[-1]["test_fsr"] == 89.0
+
+
+def test_the_best_finalist_under_a_looser_top1_budget_is_reported():
+    """A cell whose only strong configuration costs 3 points of top-1: the winner stays within 2
+    points (and fools little), the report names the strong one within LOOSE_TOP1_DROP."""
+    q = _qualities(default=(5.0, 0.5))
+    q[(1e-3, 10.0, "relu")] = lambda steps: (85.0, 3.0)  # the preset
+    space = SearchSpace(budget=400, lr_factors=(0.1, 1.0), lam_factors=(1.0, 10.0), surrogates=("relu", "softplus"),
+                        rungs=3, center=(1e-3, 10.0))
+
+    def start(params):
+        return FakeRun(params, q[(params.lr, params.lam, params.surrogate)])
+
+    def evaluate(model):
+        return dict(zip(("fsr", "top1_drop"), model.fake.quality(model.fake.step)))
+
+    result = search(AttackParams(lr=1e-3, lam=10.0, steps=100), space, start, evaluate,
+                    report=lambda model: {"test_fsr": model.fake.quality(model.fake.step)[0] - 1})
+    assert result.winner.measured[-1]["top1_drop"] <= MAX_TOP1_DROP and not result.winner.preset
+    loose = result.summary()["loose"]
+    assert (loose["lr"], loose["lam"], loose["preset"], loose["fsr"], loose["test_fsr"]) == (1e-3, 10.0, True, 85.0, 84.0)
+    assert MAX_TOP1_DROP < loose["top1_drop"] <= LOOSE_TOP1_DROP
 
 
 def test_a_rung_before_the_cooldown_admits_a_larger_drop():

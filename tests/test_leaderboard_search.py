@@ -4,6 +4,8 @@ interpreters' order changes between half and full budget (Kendall's tau)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -15,7 +17,7 @@ from robustbench_interp.store import Store
 def _searched(store: Store, model: str, interp: str, seed: int, half: float, full: float, preset_fsr: float) -> None:
     cell = build_grid("tiny", [model], ["location"], [interp], seeds=[seed], budget=2000)[0]
     curve = [{"rung": k, "steps": steps, "spent": spent, "fsr": fsr, "top1_drop": 0.5, "test_fsr": fsr,
-              "lr": 3e-4, "lam": 100.0, "surrogate": "softplus"}
+              "loss": 0.4 - fsr / 500, "test_loss": 0.4 - fsr / 500, "lr": 3e-4, "lam": 100.0, "surrogate": "softplus"}
              for k, (steps, spent, fsr) in enumerate([(63, 756, half / 2), (125, 1128, half / 1.5),
                                                        (250, 1500, half), (500, 2000, full)])]
     trials = [{"lr": 1e-3, "lam": 10.0, "surrogate": "relu", "preset": True, "error": None,
@@ -25,7 +27,9 @@ def _searched(store: Store, model: str, interp: str, seed: int, half: float, ful
     store.put(cell, {"top1_drop": 0.5, "adaptive": {"fsr": full},
                      "chosen": {"lr": 3e-4, "lam": 100.0, "surrogate": "softplus", "preset": False},
                      "search": {"trials": trials, "curve": curve, "spent": 2000, "rungs": [],
-                                "preset_report": {"test_fsr": preset_fsr - 1}}},
+                                "preset_report": {"test_fsr": preset_fsr - 1},
+                                "loose": {"lr": 1e-3, "lam": 10.0, "fsr": full + 5, "top1_drop": 3.5,
+                                          "test_fsr": full + 4}}},
               control=cell.control_for(cell.params))
 
 
@@ -37,12 +41,40 @@ def test_the_search_table_and_the_curve(tmp_path):
     assert (row.model, row.interpreter, row.surrogate, row.preset_chosen) == ("resnet", "gradcam", "softplus", False)
     assert (row.select_fsr, row.preset_select_fsr, row.test_fsr, row.preset_test_fsr) == (80.0, 70.0, 80.0, 69.0)
     assert (row.configurations, row.failed, row.spent) == (2, 1, 2000)
+    assert (row.loose_lr, row.loose_select_fsr, row.loose_select_top1_drop, row.loose_test_fsr) == (1e-3, 85.0, 3.5, 84.0)
     assert list(curve["steps"]) == [63, 125, 250, 500]
     written = write_leaderboard(store, "tiny", tmp_path / "board")
     assert {"search.md", "search.csv", "budget.csv", "fig_budget.png"} <= set(written)
     text = (tmp_path / "board" / "search.md").read_text()
     assert "softplus" in text and "not defined with 1 interpreter" in text
-    assert len(pd.read_csv(tmp_path / "board" / "budget.csv")) == 4
+    budget = pd.read_csv(tmp_path / "board" / "budget.csv")
+    assert len(budget) == 4 and list(budget["test_loss"]) == sorted(budget["test_loss"], reverse=True)
+
+
+def test_scores_and_accuracy_show_what_the_search_chose(tmp_path):
+    """scores.csv gives a searched cell's chosen learning rate, lambda and surrogate (not the
+    preset's); the accuracy table keeps apart the controls of different chosen learning rates."""
+    store = Store(tmp_path / "store")
+    fsr = {"fsr": 80.0, "fsr_ci": [70.0, 88.0], "baseline_fsr": 1.0, "baseline_fsr_ci": [0.0, 3.0], "n": 100,
+           "empty_rate": 0.0, "constant_rate": 0.0}
+    for model, lr in (("resnet", 3e-4), ("vgg", 1e-3)):
+        cell = build_grid("tiny", [model], ["location"], ["gradcam"], seeds=[0], budget=2000)[0]
+        chosen = cell.control_for(replace(cell.params, lr=lr))
+        control = store.put(chosen, {"top1_drop": 0.1, "accuracy_after": {"top1": 98.0},
+                                     "accuracy_before": {"top1": 98.1}})
+        store.put(cell, {"top1_drop": 0.5, "accuracy_after": {"top1": 97.0}, "accuracy_before": {"top1": 97.5},
+                         "chosen": {"lr": lr, "lam": 30.0, "surrogate": "softplus", "preset": False}},
+                  control=chosen)
+        store.put_score(cell.cell_id, "gradcam", fsr)
+        store.put_score(control.cell_id, "gradcam", {**fsr, "fsr": 2.0})
+    write_leaderboard(store, "tiny", tmp_path / "board")
+    scores = pd.read_csv(tmp_path / "board" / "scores.csv")
+    attacked = scores[~scores["control"]].set_index("model")
+    assert attacked.loc["resnet", "lr"] == 3e-4 and attacked.loc["vgg", "lr"] == 1e-3
+    assert set(attacked["lam"]) == {30.0} and set(attacked["surrogate"]) == {"softplus"}
+    assert scores[scores["control"]]["surrogate"].isna().all()
+    accuracy = (tmp_path / "board" / "accuracy.md").read_text()
+    assert "control (lr 0.0003)" in accuracy and "control (lr 0.001)" in accuracy
 
 
 def test_no_search_no_search_table(tmp_path):

@@ -22,8 +22,11 @@ with a fixed budget of optimizer steps, the same for every interpreter:
 - **Selection.** A configuration is measured on the track's held-out fooling split, never the
   scored test split (:meth:`Resources.selection_sets`): FSR of the attacking interpreter (its noise
   from a seed neither the attack nor scoring uses) and top-1 drop against the base model. The
-  order: configurations whose top-1 drop is at most ``MAX_TOP1_DROP`` first, by FSR (then by
-  smaller drop); then the others by smaller drop. The winner is the first of the final rung. A rung
+  order: configurations whose top-1 drop is at most ``MAX_TOP1_DROP`` first, by FSR, then by how far
+  their mean test loss moved towards success (early in a search no image may have crossed the
+  threshold yet, and the FSR ties at 0), then by smaller drop; then the others by smaller drop.
+  The best finalist within ``LOOSE_TOP1_DROP`` points is reported too (never scored), so that a
+  low FSR set by the accuracy budget is seen as such. The winner is the first of the final rung. A rung
   that ends before the learning rate cools down (on a schedule with a cooldown) admits
   ``EARLY_TOP1_FACTOR`` times the drop: the cooldown gives accuracy back.
 - **Failures.** A configuration whose loss diverges (a too large learning rate or lambda), or whose
@@ -120,19 +123,34 @@ def configurations(space: SearchSpace, preset: AttackParams) -> list[AttackParam
     return out
 
 
+#: A looser top-1 budget under which the search also names its best finalist (reported beside the
+#: cell's score, never scored): an FSR of 0 within 2 points next to a high one within 5 says the
+#: number is set by the accuracy budget, not by the interpreter.
+LOOSE_TOP1_DROP = 5.0
+
 #: Before the learning rate cools down, a configuration's top-1 drop is larger than it will be at the
 #: end (on the tiny VGG, Location through Grad-CAM: 4.8 points at 250 of 500 steps, 2.7 at the end),
 #: so a rung that ends before the cooldown starts admits drops up to this factor times the budget.
 EARLY_TOP1_FACTOR = 2.5
 
 
-def selection_key(measured: dict[str, float], allowed: float = MAX_TOP1_DROP) -> tuple[int, float, float]:
+def selection_key(measured: dict[str, float], allowed: float = MAX_TOP1_DROP) -> tuple[int, float, float, float]:
     """Sorts configurations best first (ascending): those whose top-1 drop is within ``allowed`` by
-    FSR (then by smaller drop), then the rest by drop."""
-    drop, fsr = measured["top1_drop"], measured["fsr"]
+    FSR, then by ``progress`` (how far the mean test loss has moved towards success: it separates
+    configurations that no image has yet carried past the threshold, as at the first rungs), then by
+    smaller drop; then the rest by drop."""
+    drop, fsr, progress = measured["top1_drop"], measured["fsr"], measured.get("progress", 0.0)
     if drop <= allowed:
-        return (0, -fsr, drop)
-    return (1, drop, -fsr)
+        return (0, -fsr, -progress, drop)
+    return (1, drop, -fsr, -progress)
+
+
+def progress_of(loss: float, success_interval: tuple[float, float]) -> float:
+    """How far a mean test ``loss`` is towards an attack's success interval, larger is better: minus
+    the loss for an interval that starts at 0 (Location, Top-k: the loss must fall), the loss
+    otherwise (Center-mass, Active: it must rise)."""
+    low, _high = success_interval
+    return -loss if low <= 0 else loss
 
 
 @dataclass
@@ -164,15 +182,17 @@ class SearchResult:
     curve: list[dict[str, Any]]
     spent: int
     preset_report: dict[str, Any] = field(default_factory=dict)
+    loose: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """What was tried, as JSON-ready data (a cell record's ``search``); ``preset_report`` is the
         ``report`` of the preset's finalist (e.g. its test FSR: what the hand-tuned preset alone
-        would have scored)."""
+        would have scored); ``loose`` the finalist chosen under :data:`LOOSE_TOP1_DROP` (its
+        configuration, fooling-split measurement and report)."""
         return {"rungs": [{"steps": r.steps, "keep": r.keep} for r in self.rungs], "spent": self.spent,
                 "winner": {k: v for k, v in self.winner.describe().items() if k != "measured"},
                 "trials": [t.describe() for t in self.trials], "curve": self.curve,
-                "preset_report": self.preset_report}
+                "preset_report": self.preset_report, "loose": self.loose}
 
 
 def search(
@@ -245,8 +265,13 @@ def search(
     winner = leader  # the first of the final rung, which keeps every finalist and its run
     preset_run = trials[0].run  # the preset always reaches the final rung (unless it diverged)
     preset_report = report(preset_run.model) if report is not None and preset_run is not None else {}
+    loose = min(alive, key=lambda t: selection_key(t.measured[-1], LOOSE_TOP1_DROP))
+    loose_point = {"lr": loose.params.lr, "lam": loose.params.lam, "surrogate": loose.params.surrogate,
+                   "preset": loose.preset, **loose.measured[-1]}
+    if report is not None and loose.run is not None:
+        loose_point.update(report(loose.run.model))
     return SearchResult(winner=winner, manipulation=winner.run.result(), trials=trials, rungs=rungs,
-                        curve=curve, spent=spent, preset_report=preset_report)
+                        curve=curve, spent=spent, preset_report=preset_report, loose=loose_point)
 
 
 def schedule_of(space: SearchSpace, preset: AttackParams) -> AttackParams:
@@ -257,6 +282,6 @@ def schedule_of(space: SearchSpace, preset: AttackParams) -> AttackParams:
     return replace(preset, steps=full_length(space, preset.steps, len(configurations(space, preset)), replays))
 
 
-__all__ = ["EARLY_TOP1_FACTOR", "Evaluate", "Rung", "SearchResult", "Start", "Trial", "configurations", "cost_factor",
-           "full_length", "plan", "planned_minibatches", "schedule_of", "search", "selection_key"]
+__all__ = ["EARLY_TOP1_FACTOR", "LOOSE_TOP1_DROP", "Evaluate", "Rung", "SearchResult", "Start", "Trial", "configurations", "cost_factor",
+           "full_length", "plan", "planned_minibatches", "progress_of", "schedule_of", "search", "selection_key"]
 
