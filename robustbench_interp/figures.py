@@ -129,11 +129,11 @@ def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[s
 
 def draw_budget(curve: Any, path: str | Path) -> Path | None:
     """Draw FSR versus budget (SPEC section 9) into ``path``: one column per attack, one line per
-    (model, attacking interpreter): the search's leader after each rung (mean over seeds) against the
-    optimizer steps the search had spent; above its test FSR, below its mean test loss with the
-    boundary of the success interval dashed. A line still rising (or, for the loss, still moving
-    towards the boundary) at the right end says that more budget would fool more; a flat FSR of 0
-    over a loss that does not move says that more of this budget would not. ``curve`` is the
+    (model, attacking interpreter, search budget): the search's leader after each rung (mean over
+    seeds) against the optimizer steps the search had spent; above its test FSR, below its mean
+    test loss with the boundary of the success interval dashed. A line still rising (or, for the
+    loss, still moving towards the boundary) at the right end says that more budget would fool
+    more; a flat FSR of 0 over a loss that does not move says that more of this budget would not. ``curve`` is the
     leaderboard's ``budget.csv`` frame; nothing is drawn when it is empty."""
     import io
 
@@ -155,11 +155,14 @@ def draw_budget(curve: Any, path: str | Path) -> Path | None:
         agg = {"spent": ("spent", "mean"), "test_fsr": ("test_fsr", "mean")}
         if has_loss:
             agg["test_loss"] = ("test_loss", "mean")
-        lines = part.groupby(["model", "interpreter", "rung"], as_index=False).agg(**agg)
+        by = ["model", "interpreter", "budget"] if "budget" in part else ["model", "interpreter"]
+        several = "budget" in part and part["budget"].nunique() > 1
+        lines = part.groupby([*by, "rung"], as_index=False, dropna=False).agg(**agg)
         top = axes[0][col]
-        for (model, interp), line in lines.groupby(["model", "interpreter"]):
+        for names, line in lines.groupby(by, dropna=False):
             line = line.sort_values("rung")
-            top.plot(line["spent"], line["test_fsr"], marker="o", markersize=3, label=f"{model} / {interp}")
+            label = f"{names[0]} / {names[1]}" + (f" (budget {names[2]:g})" if several else "")
+            top.plot(line["spent"], line["test_fsr"], marker="o", markersize=3, label=label)
             if has_loss:
                 axes[1][col].plot(line["spent"], line["test_loss"], marker="o", markersize=3)
         top.set_title(attack, fontsize=9)

@@ -700,7 +700,8 @@ def _ranking_text(rank: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 # ------------------------------------------------------------------------------ the attacker's search
 
-_SEARCH_KEYS = ["model", "attack", "interpreter", "seed"]
+#: A search is one cell: its slot and its budget (a store may hold searches of one slot at several budgets).
+_SEARCH_KEYS = ["model", "attack", "interpreter", "seed", "budget"]
 #: A point of the attacker's curve: the leader after a rung, on the fooling split (fsr, top1_drop, its
 #: mean test loss) and on the test split (test_fsr, test_loss).
 _CURVE_COLUMNS = ("rung", "steps", "spent", "fsr", "top1_drop", "loss", "test_fsr", "test_loss", "lr", "lam",
@@ -718,7 +719,8 @@ def search_frames(store: Store, track: str) -> tuple[pd.DataFrame, pd.DataFrame]
         found = record.metrics.get("search")
         if not isinstance(found, dict):
             continue
-        key = {k: record.config.get(k) for k in _SEARCH_KEYS}
+        key = {**{k: record.config.get(k) for k in _SEARCH_KEYS},
+               "budget": (record.config.get("search") or {}).get("budget")}
         chosen, trials = record.metrics.get("chosen") or {}, found.get("trials") or []
         curve = found.get("curve") or []
         preset = next((t for t in trials if t.get("preset")), {})
@@ -741,7 +743,8 @@ def search_frames(store: Store, track: str) -> tuple[pd.DataFrame, pd.DataFrame]
                                            "preset_steps", "test_fsr", "preset_test_fsr", "top1_drop",
                                            "configurations", "failed", "spent", *_LOOSE_COLUMNS])
     curve_df = pd.DataFrame(points, columns=[*_SEARCH_KEYS, *_CURVE_COLUMNS])
-    return _sort(cell_df, ["attack", "model", "interpreter", "seed"]), _sort(curve_df, [*_SEARCH_KEYS, "rung"])
+    return (_sort(cell_df, ["attack", "model", "interpreter", "seed", "budget"]),
+            _sort(curve_df, [*_SEARCH_KEYS, "rung"]))
 
 
 _LOOSE_COLUMNS = ["loose_lr", "loose_lam", "loose_select_fsr", "loose_select_top1_drop", "loose_test_fsr"]
@@ -766,7 +769,7 @@ def rank_stability(curve: pd.DataFrame) -> dict[str, Any]:
     full_steps = df.groupby(_SEARCH_KEYS)["steps"].transform("max")
     half = df[df["steps"] == np.ceil(full_steps / 2)]
     full = df[df["steps"] == full_steps]
-    slots = ["model", "attack", "seed"]
+    slots = ["model", "attack", "seed", "budget"]
     common = None
     for _name, g in full.groupby("interpreter"):
         these = set(map(tuple, g[slots].to_numpy().tolist()))

@@ -14,8 +14,9 @@ from robustbench_interp.leaderboard import rank_stability, search_frames, write_
 from robustbench_interp.store import Store
 
 
-def _searched(store: Store, model: str, interp: str, seed: int, half: float, full: float, preset_fsr: float) -> None:
-    cell = build_grid("tiny", [model], ["location"], [interp], seeds=[seed], budget=2000)[0]
+def _searched(store: Store, model: str, interp: str, seed: int, half: float, full: float, preset_fsr: float,
+              budget: int = 2000) -> None:
+    cell = build_grid("tiny", [model], ["location"], [interp], seeds=[seed], budget=budget)[0]
     curve = [{"rung": k, "steps": steps, "spent": spent, "fsr": fsr, "top1_drop": 0.5, "test_fsr": fsr,
               "loss": 0.4 - fsr / 500, "test_loss": 0.4 - fsr / 500, "lr": 3e-4, "lam": 100.0, "surrogate": "softplus"}
              for k, (steps, spent, fsr) in enumerate([(63, 756, half / 2), (125, 1128, half / 1.5),
@@ -97,3 +98,15 @@ def test_rank_stability_is_kendalls_tau_between_half_and_full_budget(tmp_path, s
     assert stability["tau"] == pytest.approx(tau)
     assert (stability["interpreters"], stability["slots"]) == (3, 2)
     assert stability["full"]["gradcam"] == 90.0
+
+
+def test_searches_of_one_slot_at_two_budgets_stay_apart(tmp_path):
+    """A store holding one slot searched at two budgets gives two searches, never their mean."""
+    store = Store(tmp_path / "store")
+    _searched(store, "vgg", "gradcam", 0, half=0.0, full=0.0, preset_fsr=85.0)
+    _searched(store, "vgg", "gradcam", 0, half=60.0, full=100.0, preset_fsr=100.0, budget=8000)
+    cells, curve = search_frames(store, "tiny")
+    assert list(cells["budget"]) == [2000, 8000] and list(cells["test_fsr"]) == [0.0, 100.0]
+    assert curve.groupby("budget")["test_fsr"].max().to_dict() == {2000: 0.0, 8000: 100.0}
+    assert rank_stability(curve)["slots"] == 2
+    assert "fig_budget.png" in write_leaderboard(store, "tiny", tmp_path / "board")
