@@ -732,6 +732,7 @@ def search_frames(store: Store, track: str) -> tuple[pd.DataFrame, pd.DataFrame]
             "select_top1_drop": final.get("top1_drop"), "preset_select_fsr": preset_last.get("fsr"),
             "preset_select_top1_drop": preset_last.get("top1_drop"),
             "preset_steps": preset_last.get("steps"), "test_fsr": (record.metrics.get("adaptive") or {}).get("fsr"),
+            "test_loss": final.get("test_loss"),
             "preset_test_fsr": (found.get("preset_report") or {}).get("test_fsr"),
             "top1_drop": record.metrics.get("top1_drop"), "configurations": len(trials),
             "failed": sum(1 for t in trials if t.get("error")), "spent": found.get("spent"),
@@ -740,7 +741,7 @@ def search_frames(store: Store, track: str) -> tuple[pd.DataFrame, pd.DataFrame]
         points.extend({**key, **{k: p.get(k) for k in _CURVE_COLUMNS}} for p in curve)
     cell_df = pd.DataFrame(cells, columns=[*_SEARCH_KEYS, "lr", "lam", "surrogate", "preset_chosen", "select_fsr",
                                            "select_top1_drop", "preset_select_fsr", "preset_select_top1_drop",
-                                           "preset_steps", "test_fsr", "preset_test_fsr", "top1_drop",
+                                           "preset_steps", "test_fsr", "test_loss", "preset_test_fsr", "top1_drop",
                                            "configurations", "failed", "spent", *_LOOSE_COLUMNS])
     curve_df = pd.DataFrame(points, columns=[*_SEARCH_KEYS, *_CURVE_COLUMNS])
     return (_sort(cell_df, ["attack", "model", "interpreter", "seed", "budget"]),
@@ -797,6 +798,7 @@ def search_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     for col in ("select_fsr", "select_top1_drop", "preset_select_fsr", "preset_select_top1_drop", "test_fsr",
                 "preset_test_fsr", "top1_drop", "loose_select_fsr", "loose_select_top1_drop", "loose_test_fsr"):
         text[col] = text[col].map(_fmt)
+    text["test_loss"] = text["test_loss"].map(lambda v: f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else "-")
     for col in ("lr", "lam", "loose_lr", "loose_lam"):
         text[col] = text[col].map(lambda v: f"{v:g}" if isinstance(v, (int, float)) and math.isfinite(v) else "-")
     text["preset_chosen"] = text["preset_chosen"].map(lambda v: "yes" if v else "no")
@@ -816,7 +818,8 @@ def _search_note(stability: dict[str, Any]) -> str:
     return ("What the attacker tried per searched cell (SPEC section 9): the configuration it chose (learning rate, "
             "lambda, penalty surrogate; 'preset' when the hand-tuned one won), its FSR and top-1 drop on the fooling "
             "split (never scored) against the preset's at the same steps, its FSR on the test split (the cell's "
-            "score) against the preset's (what the hand-tuned preset alone scores), the best finalist within "
+            "score) and mean test loss (how far the maps moved, where the FSR counts only those past the "
+            "threshold) against the preset's FSR (what the hand-tuned preset alone scores), the best finalist within "
             f"{LOOSE_TOP1_DROP:g} points of top-1 (loose_*: reported, never scored; a low FSR beside a high loose "
             "one is set by the 2-point accuracy budget, not by the interpreter), the configurations tried and "
             f"how many diverged, and the optimizer steps spent. {stable} budget.csv holds the curve (the leader "
