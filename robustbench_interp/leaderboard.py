@@ -386,28 +386,34 @@ def accuracy_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         return pd.DataFrame(), pd.DataFrame()
     rows = []
     for model, group in cells.groupby("model", sort=True):
-        rows.append({"attack": "baseline", "interpreter": "-", "model": model, "seed": None,
+        rows.append({"attack": "baseline", "interpreter": "-", "model": model, "seed": None, "control": False,
                      "top1": _num(group, "accuracy_before.top1").mean(),
                      "top5": _num(group, "accuracy_before.top5").mean(), "top1_drop": np.nan})
-    controls = cells[cells["interpreter"] == CONTROL] if "interpreter" in cells else cells.iloc[:0]
+    # the controls of searched cells follow the learning rate each search chose: apart when they differ
+    is_control = cells["interpreter"] == CONTROL
+    searched = set(cells.loc[_num(cells, "chosen.lr").notna(), "attack"]) if "chosen.lr" in cells else set()
+    controls = cells[is_control & cells["attack"].isin(searched)]
     lrs = _num(controls, "params.lr").groupby(controls["attack"]).nunique() if len(controls) else pd.Series()
-    for _, row in cells.iterrows():
+    for (_, row), control in zip(cells.iterrows(), is_control):
         interpreter = row["interpreter"]
-        if interpreter == CONTROL and lrs.get(row["attack"], 0) > 1:  # the controls of searched cells' choices
+        if control and lrs.get(row["attack"], 0) > 1:
             interpreter = f"{CONTROL} (lr {float(row['params.lr']):g})"
-        rows.append({"attack": row["attack"], "interpreter": interpreter, "model": row["model"],
+        rows.append({"attack": row["attack"], "interpreter": interpreter, "model": row["model"], "control": control,
                      "seed": row.get("seed"), "top1": row.get("accuracy_after.top1"),
                      "top5": row.get("accuracy_after.top5"), "top1_drop": row.get("top1_drop")})
     df = pd.DataFrame(rows)
     for name in ("top1", "top5", "top1_drop"):
         df[name] = pd.to_numeric(df[name], errors="coerce")
+    df["control"] = df["control"].astype(bool)
     agg = df.groupby(["attack", "interpreter", "model"], sort=False).agg(
         top1=("top1", "mean"), top5=("top5", "mean"), top1_drop_min=("top1_drop", "min"),
-        top1_drop_max=("top1_drop", "max"), seeds=("seed", "count")).reset_index()
+        top1_drop_max=("top1_drop", "max"), seeds=("seed", "count"), control=("control", "first")).reset_index()
+    control_labels = set(agg.loc[agg["control"], "interpreter"])
     attacks = attack_order(a for a in agg["attack"].unique() if a != "baseline")
     order = {**{a: i for i, a in enumerate(attacks)}, "baseline": -1}
-    agg = agg.assign(_order=agg["attack"].map(order), _control=~agg["interpreter"].str.startswith(CONTROL))
-    agg = agg.sort_values(["_order", "_control", "interpreter", "model"]).drop(columns=["_order", "_control"])
+    agg = agg.assign(_order=agg["attack"].map(order), _attacked=~agg["control"])
+    agg = agg.sort_values(["_order", "_attacked", "interpreter", "model"]).drop(columns=["_order", "_attacked",
+                                                                                       "control"])
     values = ["top1", "top5", "top1_drop_min", "top1_drop_max", "seeds"]
     numbers = _pivot(agg, ["attack", "interpreter"], "model", values)
     models = sorted(agg["model"].unique())
@@ -417,16 +423,16 @@ def accuracy_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         block = numbers[model]
         text[(model, "top1")] = block["top1"].map(_fmt)
         text[(model, "top5")] = block["top5"].map(_fmt)
-        text[(model, "top-1 drop (max)")] = [_drop_text(ix[1], lo, hi) for ix, lo, hi in
+        text[(model, "top-1 drop (max)")] = [_drop_text(ix[1] in control_labels, lo, hi) for ix, lo, hi in
                                             zip(block.index, block["top1_drop_min"], block["top1_drop_max"])]
     text.columns = pd.MultiIndex.from_tuples(text.columns)
     return numbers, text
 
 
-def _drop_text(interpreter: str, low: float, high: float) -> str:
+def _drop_text(control: bool, low: float, high: float) -> str:
     if pd.isna(high):
         return "-"
-    if interpreter.startswith(CONTROL):
+    if control:
         moved = max(abs(low), abs(high)) > CONTROL_TOP1_CHANGE
         return f"{_fmt(high)}{CONTROL_MOVED if moved else ''}"
     return f"{_fmt(high)}{DAGGER if high > MAX_TOP1_DROP else ''}"
@@ -583,7 +589,7 @@ def scores_long(seeds: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     if seeds.empty:
         return pd.DataFrame(columns=SCORE_COLUMNS)
     df = seeds.copy()
-    for key in ("lr", "lam", "steps"):
+    for key in ("lr", "lam", "surrogate", "steps"):  # params.surrogate is stored only when it is not relu
         if f"params.{key}" in df:
             df[key] = df[f"params.{key}"]
     if not cells.empty:
@@ -760,13 +766,15 @@ def _loose(point: dict[str, Any]) -> dict[str, Any]:
 def rank_stability(curve: pd.DataFrame) -> dict[str, Any]:
     """How the interpreters' order changes between half and full budget: per interpreter, the mean
     test FSR of the leader at the rung of half the finalists' steps and at the final rung, over the
-    (model, attack, seed) slots every interpreter has; Kendall's tau between the two orders (None
-    with fewer than two interpreters)."""
+    (model, attack, seed, search budget) slots every interpreter has; Kendall's tau between the two
+    orders (None with fewer than two interpreters)."""
     from scipy.stats import kendalltau
 
     if curve.empty:
         return {"tau": None, "interpreters": 0, "slots": 0, "half": {}, "full": {}}
-    df = curve.assign(test_fsr=_num(curve, "test_fsr"), steps=_num(curve, "steps"))
+    # a search without a budget (a schedule counted in epochs) is a slot of its own, never a NaN key
+    df = curve.assign(test_fsr=_num(curve, "test_fsr"), steps=_num(curve, "steps"),
+                      budget=_num(curve, "budget").fillna(-1))
     full_steps = df.groupby(_SEARCH_KEYS)["steps"].transform("max")
     half = df[df["steps"] == np.ceil(full_steps / 2)]
     full = df[df["steps"] == full_steps]
@@ -778,7 +786,7 @@ def rank_stability(curve: pd.DataFrame) -> dict[str, Any]:
     common = common or set()
 
     def means(part: pd.DataFrame) -> dict[str, float]:
-        inside = part[[tuple(r) in common for r in part[slots].to_numpy().tolist()]]
+        inside = part.loc[np.array([tuple(r) in common for r in part[slots].to_numpy().tolist()], dtype=bool)]
         return {str(k): float(v) for k, v in inside.groupby("interpreter")["test_fsr"].mean().items()}
 
     at_half, at_full = means(half), means(full)

@@ -41,7 +41,7 @@ from typing import Any
 from torch import nn
 
 from robustbench_interp.attacks import ATTACKS, get_attack
-from robustbench_interp.attacks.attacker import SearchResult, planned_minibatches, progress_of, search
+from robustbench_interp.attacks.attacker import SearchResult, planned_minibatches, search
 from robustbench_interp.attacks.finetune import ManipulationRun
 from robustbench_interp.claims import Claims
 from robustbench_interp.config import AttackParams, CellConfig
@@ -57,7 +57,7 @@ from robustbench_interp.errors import (
 from robustbench_interp.interpreters import INTERPRETERS, get_interpreter
 from robustbench_interp.interpreters.base import Interpreter
 from robustbench_interp.metrics.aopc import aopc_before_after
-from robustbench_interp.metrics.scoring import mean_test_loss, score_maps
+from robustbench_interp.metrics.scoring import score_maps
 from robustbench_interp.records import CellRecord, ScoreRecord, without_lists
 from robustbench_interp.registry import code_version, import_object
 from robustbench_interp.resources import EvalSet, Resources
@@ -231,18 +231,18 @@ class Runner:
         scorer = self.scorer(cfg.interpreter, cfg.interpreter_params)
         sets = res.selection_sets(cfg)
         before = res.selection_accuracy(cfg.track, cfg.model)
-        interval = get_attack(cfg.attack).success_interval
 
         def evaluate(model: nn.Module) -> dict[str, float]:
             scores = self.score(cfg, selector, model, sets=sets)
             after = res.selection_accuracy(cfg.track, cfg.model, model)
-            loss = mean_test_loss(scores)
+            distance = scores.get("mean_distance")
             return {"fsr": scores["fsr"], "top1_drop": float(before["top1"]) - float(after["top1"]),
-                    "empty_rate": scores["empty_rate"], "loss": loss, "progress": progress_of(loss, interval)}
+                    "empty_rate": scores["empty_rate"], "loss": scores.get("mean_test_loss"),
+                    "progress": None if distance is None else -distance}
 
         def report(model: nn.Module) -> dict[str, Any]:
             scores = self.score(cfg, scorer, model)
-            return {"test_fsr": scores["fsr"], "test_loss": mean_test_loss(scores)}
+            return {"test_fsr": scores["fsr"], "test_loss": scores.get("mean_test_loss")}
 
         # one progress bar for the whole search: minibatches of every configuration against the plan
         planned = planned_minibatches(cfg.search, cfg.params)

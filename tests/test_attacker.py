@@ -18,7 +18,6 @@ from robustbench_interp.attacks.attacker import (
     cost_factor,
     full_length,
     plan,
-    progress_of,
     schedule_of,
     search,
     selection_key,
@@ -242,16 +241,29 @@ def test_the_selection_order():
     assert selection_key(within) < selection_key(beyond)
     assert selection_key({"fsr": 50.0, "top1_drop": 1.0}) < selection_key({"fsr": 50.0, "top1_drop": 1.5})
     assert selection_key({"fsr": 0.0, "top1_drop": 3.0}) < selection_key({"fsr": 90.0, "top1_drop": 4.0})
-    # an FSR tie (no image past the threshold yet) goes to the loss that moved further, before the drop
-    moved = {"fsr": 0.0, "top1_drop": 1.5, "progress": progress_of(0.30, (0.0, 0.2))}
-    still = {"fsr": 0.0, "top1_drop": 0.5, "progress": progress_of(0.45, (0.0, 0.2))}
+    # an FSR tie (no image past the threshold yet) goes to the configuration closer to success
+    moved = {"fsr": 0.0, "top1_drop": 1.5, "progress": -0.10}
+    still = {"fsr": 0.0, "top1_drop": 0.5, "progress": -0.25}
     assert selection_key(moved) < selection_key(still)
     assert selection_key({**still, "fsr": 1.0}) < selection_key(moved)  # the FSR first
+    # no progress measured (a plug-in's NaN test losses): ranked last among its FSR, never unorderable
+    unknown = {"fsr": 0.0, "top1_drop": 0.5, "progress": float("nan")}
+    assert sorted([unknown, still, moved], key=selection_key) == [moved, still, unknown]
+    assert selection_key({**unknown, "progress": None}) == selection_key(unknown)
 
 
-def test_progress_points_towards_the_success_interval():
-    assert progress_of(0.1, (0.0, 0.2)) > progress_of(0.3, (0.0, 0.2))  # Location: the loss must fall
-    assert progress_of(0.3, (0.1, 1.0)) > progress_of(0.05, (0.1, 1.0))  # Center-mass: it must rise
+def test_distances_to_the_success_interval():
+    """Progress is the distance of each test loss to the interval, whichever side it is on; an empty
+    or constant map, or a NaN loss, stays at its baseline's distance (blanking is not progress)."""
+    from robustbench_interp.metrics.fsr import distances
+
+    t0 = torch.tensor([0.45, 0.45, 0.45, 0.45])
+    t = torch.tensor([0.10, 0.30, 0.00, float("nan")])  # inside, closer, blank (flagged), NaN
+    d = distances(t, t0, (0.0, 0.2), degenerate=torch.tensor([False, False, True, False]))
+    assert d.tolist() == pytest.approx([0.0, 0.1, 0.25, 0.25])
+    # Center-mass and Active succeed above a lower bound: there the loss must rise
+    assert distances(torch.tensor([0.02, 0.3]), torch.zeros(2), (0.1, 1.0)).tolist() == pytest.approx([0.08, 0.0])
+    assert distances(torch.tensor([-1.0]), torch.tensor([-1.0]), (0.5, 2.0)).tolist() == [1.5]
 
 
 # ------------------------------------------------------------------------------ real runs
@@ -360,6 +372,29 @@ def test_a_rung_before_the_cooldown_admits_a_larger_drop():
     result = search(preset_, space, start, evaluate)
     assert (result.winner.params.lr, result.winner.params.lam) == (1e-4, 100.0)
     assert result.curve[0]["fsr"] == 60.0  # the leader of the first rung despite its 4-point drop
+
+
+def test_a_rung_before_the_cooldown_also_keeps_the_best_admissible_configuration():
+    """Four configurations fool more at a drop the cooldown never gives back: the early allowance
+    ranks them first, but the best configuration within 2 points still reaches the final rung and wins."""
+    q = _qualities(default=(0.0, 0.5))
+    q[(1e-3, 10.0, "relu")] = lambda steps: (10.0, 0.5)  # the preset
+    for key in [(1e-3, 100.0, "relu"), (1e-3, 100.0, "softplus"), (1e-4, 100.0, "relu"), (1e-4, 100.0, "softplus")]:
+        q[key] = lambda steps: (50.0, 4.0)
+    q[(1e-4, 10.0, "softplus")] = lambda steps: (30.0, 1.0)
+    space = SearchSpace(budget=600, lr_factors=(0.1, 1.0), lam_factors=(1.0, 10.0), surrogates=("relu", "softplus"),
+                        rungs=2, center=(1e-3, 10.0))  # 8 configurations: 50 steps, the best 4 to 100
+
+    def start(params):
+        return FakeRun(params, q[(params.lr, params.lam, params.surrogate)])
+
+    def evaluate(model):
+        return dict(zip(("fsr", "top1_drop"), model.fake.quality(model.fake.step)))
+
+    result = search(AttackParams(lr=1e-3, lam=10.0, steps=100, cooldown=0.4), space, start, evaluate)
+    assert result.rungs[0].keep == 4 and result.curve[0]["fsr"] == 50.0
+    assert (result.winner.params.lr, result.winner.params.lam, result.winner.params.surrogate) == (1e-4, 10.0, "softplus")
+    assert sum(len(t.measured) == 2 for t in result.trials) == 4  # still four finalists: the budget holds
 
 
 def test_the_planned_minibatches_are_the_budget():

@@ -110,3 +110,26 @@ def test_searches_of_one_slot_at_two_budgets_stay_apart(tmp_path):
     assert curve.groupby("budget")["test_fsr"].max().to_dict() == {2000: 0.0, 8000: 100.0}
     assert rank_stability(curve)["slots"] == 2
     assert "fig_budget.png" in write_leaderboard(store, "tiny", tmp_path / "board")
+
+
+def test_rank_stability_of_searches_without_a_budget(tmp_path):
+    """A schedule counted in epochs searches without a budget: the leaderboard still builds, each
+    such search a slot of its own."""
+    store = Store(tmp_path / "store")
+    for interp, full in (("gradcam", 90.0), ("lrp_t", 50.0)):
+        _searched(store, "resnet", interp, 0, half=full - 5, full=full, preset_fsr=0.0)
+    curve = search_frames(store, "tiny")[1].assign(budget=None)
+    stability = rank_stability(curve)
+    assert (stability["interpreters"], stability["slots"], stability["tau"]) == (2, 1, 1.0)
+    assert rank_stability(curve[curve["steps"] != 250])["interpreters"] == 0  # no rung at half: no order
+
+
+def test_a_hand_set_surrogate_is_what_scores_csv_says(tmp_path):
+    store = Store(tmp_path / "store")
+    cell = build_grid("tiny", ["resnet"], ["location"], ["gradcam"], seeds=[0])[0]
+    cell = replace(cell, params=replace(cell.params, surrogate="softplus"))
+    store.put(cell, {"top1_drop": 0.5})
+    store.put_score(cell.cell_id, "gradcam", {"fsr": 80.0, "fsr_ci": [70.0, 88.0], "baseline_fsr": 1.0,
+                                             "baseline_fsr_ci": [0.0, 3.0], "n": 100})
+    write_leaderboard(store, "tiny", tmp_path / "board")
+    assert list(pd.read_csv(tmp_path / "board" / "scores.csv")["surrogate"]) == ["softplus"]

@@ -7,6 +7,8 @@ leaderboard for that).
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -492,6 +494,14 @@ def test_a_searched_cell_records_what_it_tried_and_its_control_follows_the_choic
     assert [r["steps"] for r in search["rungs"]] == [1, 2, 3, 6]
     assert [p["steps"] for p in search["curve"]] == [1, 2, 3, 6]
     assert all("test_fsr" in p for p in search["curve"])
+    # each measurement carries the mean test loss and its progress (minus the distance to success:
+    # Location succeeds at or below 0.2), the curve the leader's test loss too
+    for m in (m for t in search["trials"] for m in t["measured"]):
+        assert math.isfinite(m["loss"]) and m["progress"] == pytest.approx(-max(0.0, m["loss"] - 0.2), abs=0.05)
+        assert m["progress"] <= 0
+    assert all(math.isfinite(p["test_loss"]) for p in search["curve"])
+    loose = search["loose"]
+    assert loose == {} or (loose["top1_drop"] <= 5.0 and "test_fsr" in loose)
     assert search["trials"][0]["preset"] and search["trials"][0]["measured"][-1]["steps"] == 6  # kept to the end
     chosen = record.metrics["chosen"]
     control = bench.control_of(cell)

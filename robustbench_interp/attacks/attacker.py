@@ -22,13 +22,17 @@ with a fixed budget of optimizer steps, the same for every interpreter:
 - **Selection.** A configuration is measured on the track's held-out fooling split, never the
   scored test split (:meth:`Resources.selection_sets`): FSR of the attacking interpreter (its noise
   from a seed neither the attack nor scoring uses) and top-1 drop against the base model. The
-  order: configurations whose top-1 drop is at most ``MAX_TOP1_DROP`` first, by FSR, then by how far
-  their mean test loss moved towards success (early in a search no image may have crossed the
-  threshold yet, and the FSR ties at 0), then by smaller drop; then the others by smaller drop.
+  order: configurations whose top-1 drop is at most ``MAX_TOP1_DROP`` first, by FSR, then by how
+  close their test losses came to the success interval (the mean distance, an empty or constant
+  map counted at its baseline's: early in a search no image may have crossed the threshold yet,
+  and the FSR ties at 0), then by smaller drop; then the others by smaller drop.
   The best finalist within ``LOOSE_TOP1_DROP`` points is reported too (never scored), so that a
   low FSR set by the accuracy budget is seen as such. The winner is the first of the final rung. A rung
   that ends before the learning rate cools down (on a schedule with a cooldown) admits
-  ``EARLY_TOP1_FACTOR`` times the drop: the cooldown gives accuracy back.
+  ``EARLY_TOP1_FACTOR`` times the drop: the cooldown gives accuracy back. That is a bet (on the
+  ResNet, Center-mass through LRP, it did not pay), so such a rung also keeps the best
+  configuration within the strict bound, in the place of the last one kept (never the leader's or
+  the preset's).
 - **Failures.** A configuration whose loss diverges (a too large learning rate or lambda), or whose
   penalty has no gradient under its surrogate (gradient masking), drops out with its reason; only
   when every configuration fails does the cell fail, as not attackable when every one of them
@@ -134,23 +138,18 @@ LOOSE_TOP1_DROP = 5.0
 EARLY_TOP1_FACTOR = 2.5
 
 
-def selection_key(measured: dict[str, float], allowed: float = MAX_TOP1_DROP) -> tuple[int, float, float, float]:
+def selection_key(measured: dict[str, Any], allowed: float = MAX_TOP1_DROP) -> tuple[int, float, float, float]:
     """Sorts configurations best first (ascending): those whose top-1 drop is within ``allowed`` by
-    FSR, then by ``progress`` (how far the mean test loss has moved towards success: it separates
-    configurations that no image has yet carried past the threshold, as at the first rungs), then by
-    smaller drop; then the rest by drop."""
-    drop, fsr, progress = measured["top1_drop"], measured["fsr"], measured.get("progress", 0.0)
+    FSR, then by ``progress`` (minus the mean distance of the test losses to the success interval,
+    degenerate maps at their baseline's: it separates configurations that no image has yet carried
+    past the threshold, as at the first rungs; missing or NaN counts as none), then by smaller
+    drop; then the rest by drop."""
+    drop, fsr, progress = measured["top1_drop"], measured["fsr"], measured.get("progress")
+    if progress is None or not math.isfinite(progress):
+        progress = -math.inf
     if drop <= allowed:
         return (0, -fsr, -progress, drop)
     return (1, drop, -fsr, -progress)
-
-
-def progress_of(loss: float, success_interval: tuple[float, float]) -> float:
-    """How far a mean test ``loss`` is towards an attack's success interval, larger is better: minus
-    the loss for an interval that starts at 0 (Location, Top-k: the loss must fall), the loss
-    otherwise (Center-mass, Active: it must rise)."""
-    low, _high = success_interval
-    return -loss if low <= 0 else loss
 
 
 @dataclass
@@ -252,6 +251,11 @@ def search(
                 kept[-1] = preset_trial
             else:
                 kept.append(preset_trial)
+        if allowed > MAX_TOP1_DROP:  # the larger allowance bets on the cooldown: hedge with the best admissible one
+            best = min(running, key=lambda t: selection_key(t.measured[-1]))
+            room = [i for i, t in enumerate(kept) if t is not preset_trial and t is not ranked[0]]
+            if best.measured[-1]["top1_drop"] <= MAX_TOP1_DROP and best not in kept and room:
+                kept[room[-1]] = best
         for trial in running:
             if trial not in kept:
                 trial.run = None  # out of the race: free its model
@@ -266,10 +270,14 @@ def search(
     preset_run = trials[0].run  # the preset always reaches the final rung (unless it diverged)
     preset_report = report(preset_run.model) if report is not None and preset_run is not None else {}
     loose = min(alive, key=lambda t: selection_key(t.measured[-1], LOOSE_TOP1_DROP))
-    loose_point = {"lr": loose.params.lr, "lam": loose.params.lam, "surrogate": loose.params.surrogate,
-                   "preset": loose.preset, **loose.measured[-1]}
-    if report is not None and loose.run is not None:
-        loose_point.update(report(loose.run.model))
+    loose_point: dict[str, Any] = {}
+    if loose.measured[-1]["top1_drop"] <= LOOSE_TOP1_DROP:  # none when every finalist costs more
+        loose_point = {"lr": loose.params.lr, "lam": loose.params.lam, "surrogate": loose.params.surrogate,
+                       "preset": loose.preset, **loose.measured[-1]}
+        if report is not None and loose.run is not None:  # the winner's and the preset's are known already
+            known = ({k: v for k, v in curve[-1].items() if k.startswith("test_")} if loose is winner
+                     else preset_report if loose is trials[0] else None)
+            loose_point.update(report(loose.run.model) if known is None else known)
     return SearchResult(winner=winner, manipulation=winner.run.result(), trials=trials, rungs=rungs,
                         curve=curve, spent=spent, preset_report=preset_report, loose=loose_point)
 
@@ -283,5 +291,5 @@ def schedule_of(space: SearchSpace, preset: AttackParams) -> AttackParams:
 
 
 __all__ = ["EARLY_TOP1_FACTOR", "LOOSE_TOP1_DROP", "Evaluate", "Rung", "SearchResult", "Start", "Trial", "configurations", "cost_factor",
-           "full_length", "plan", "planned_minibatches", "progress_of", "schedule_of", "search", "selection_key"]
+           "full_length", "plan", "planned_minibatches", "schedule_of", "search", "selection_key"]
 

@@ -57,6 +57,29 @@ def successes(t: Tensor | Sequence[float], interval: Interval, degenerate: Tenso
     return hit
 
 
+def distances(t: Tensor | Sequence[float], t0: Tensor | Sequence[float], interval: Interval,
+              degenerate: Tensor | None = None) -> Tensor:
+    """Float ``[N]``: how far each test loss lies from the success interval (0 inside it).
+
+    A map flagged in ``degenerate`` (empty or constant), or with a NaN test loss, keeps the distance
+    of its baseline test loss ``t0``: blanking a map is not progress towards fooling, as it is no
+    success (SPEC section 8). The attacker ranks configurations by the mean (:func:`fsr_summary`'s
+    ``mean_distance``) where their FSRs tie.
+    """
+    lo, hi = _interval(interval)
+    t = torch.as_tensor(t).detach().reshape(-1).double()
+    t0 = torch.as_tensor(t0).detach().reshape(-1).double()
+
+    def gap(v: Tensor) -> Tensor:
+        return (lo - v).clamp(min=0) + (v - hi).clamp(min=0)
+
+    d, d0 = gap(t), gap(t0)
+    keep = torch.isfinite(d)
+    if degenerate is not None:
+        keep = keep & ~torch.as_tensor(degenerate).reshape(-1).to(keep.device)
+    return torch.where(keep, d, d0)
+
+
 def fooling_success_rate(t: Tensor | Sequence[float], interval: Interval) -> float:
     """``100 * mean(t_i in [lo, hi])``, the bounds included (Heo et al. 2019, eq. 6).
 
@@ -107,7 +130,9 @@ def fsr_summary(t: Tensor, t0: Tensor, interval: Interval, degenerate: Tensor | 
     ``t`` are the test losses of ``w*`` against ``w0``, ``t0`` those with ``w*`` replaced by ``w0``;
     ``degenerate`` / ``degenerate0`` flag the maps of ``w*`` / ``w0`` that are empty or constant
     (never successes). Returns ``{"fsr", "fsr_ci", "baseline_fsr", "baseline_fsr_ci", "n",
-    "successes", "baseline_successes", "mean_test_loss"}`` (intervals as ``[low, high]`` lists).
+    "successes", "baseline_successes", "mean_test_loss", "mean_distance"}`` (intervals as ``[low,
+    high]`` lists; the means over finite values, None when there are none; the distance as
+    :func:`distances` gives it).
     """
     hit, hit0 = successes(t, interval, degenerate), successes(t0, interval, degenerate0)
     n = int(hit.numel())
@@ -124,5 +149,13 @@ def fsr_summary(t: Tensor, t0: Tensor, interval: Interval, degenerate: Tensor | 
         "n": n,
         "successes": s,
         "baseline_successes": s0,
-        "mean_test_loss": float(torch.as_tensor(t).double().mean()),
+        "mean_test_loss": _finite_mean(torch.as_tensor(t)),
+        "mean_distance": _finite_mean(distances(t, t0, interval, degenerate)),
     }
+
+
+def _finite_mean(v: Tensor) -> float | None:
+    """The mean of the finite values (None when there are none: a store holds no NaN)."""
+    v = v.detach().reshape(-1).double()
+    v = v[torch.isfinite(v)]
+    return float(v.mean()) if v.numel() else None

@@ -52,15 +52,6 @@ def _group(attack: Any, t: Tensor, t0: Tensor, h: Tensor, h0: Tensor, labels: Te
             "test_losses": t.double().tolist(), "baseline_test_losses": t0.double().tolist()}
 
 
-def mean_test_loss(scores: dict[str, Any]) -> float:
-    """The mean test loss of a score (over its groups' images for a two-class attack): a continuous
-    measure of how far the maps moved, where an FSR only counts the images past the threshold."""
-    groups = [scores] if "test_losses" in scores else [
-        v for v in scores.values() if isinstance(v, dict) and "test_losses" in v]
-    losses = [t for g in groups for t in g["test_losses"]]
-    return sum(losses) / len(losses) if losses else float("nan")
-
-
 def score_maps(
     attack: Any, h: tuple[Tensor, ...], h0: tuple[Tensor, ...], attack_params: Any, *, labels: Tensor | None = None
 ) -> dict[str, Any]:
@@ -81,4 +72,7 @@ def score_maps(
     means = {key: sum(g[key] for g in groups.values()) / len(groups)
              for key in ("fsr", "baseline_fsr", "empty_rate", "constant_rate", "baseline_empty_rate",
                          "baseline_constant_rate")}
+    for key in ("mean_test_loss", "mean_distance"):  # None where a group has no finite test loss
+        values = [g[key] for g in groups.values()]
+        means[key] = None if None in values else sum(values) / len(values)
     return {**means, "n": groups[attack.groups[0]]["n"], **groups, **sim, "grid": grid}
