@@ -41,7 +41,7 @@ from typing import Any
 from torch import nn
 
 from robustbench_interp.attacks import ATTACKS, get_attack
-from robustbench_interp.attacks.attacker import SearchResult, planned_minibatches, search
+from robustbench_interp.attacks.attacker import ATTACKER_VERSION, SearchResult, planned_minibatches, search
 from robustbench_interp.attacks.finetune import ManipulationRun
 from robustbench_interp.claims import Claims
 from robustbench_interp.config import AttackParams, CellConfig
@@ -110,13 +110,15 @@ class Runner:
 
     def cell_inputs(self, cfg: CellConfig) -> dict[str, Any]:
         """What a cell's result depends on besides its config: the code of a plug-in interpreter or
-        attack, and the evaluation sizes. A stored cell whose inputs differ is recomputed."""
+        attack, the evaluation sizes, and for a searched cell the attacker's version and its fooling
+        split's sizes. A stored cell whose inputs differ is recomputed."""
         res = self.resources
         interpreter_code = "none" if cfg.is_control else self._code(cfg.interpreter, INTERPRETERS)
         inputs = {"interpreter_code": interpreter_code, "attack_code": self._code(cfg.attack, ATTACKS),
                   "eval_size": res.eval_size, "accuracy_size": res.accuracy_size, "aopc_size": self.aopc_size}
-        if cfg.search is not None:  # the attacker's fooling split
-            inputs.update(select_size=res.select_size, select_accuracy_size=res.select_accuracy_size)
+        if cfg.search is not None:  # the attacker's fooling split, and the attacker itself
+            inputs.update(select_size=res.select_size, select_accuracy_size=res.select_accuracy_size,
+                          attacker=ATTACKER_VERSION)
         return inputs
 
     def score_inputs(self, cfg: CellConfig, spec: str) -> dict[str, Any]:

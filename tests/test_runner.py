@@ -512,6 +512,9 @@ def test_a_searched_cell_records_what_it_tried_and_its_control_follows_the_choic
     calls.clear()
     bench.run_grid([cell], score_with=["gradcam"])
     assert calls == []
+    # a search stored by an older attacker is recomputed, never replayed as the current one's
+    monkeypatch.setattr("robustbench_interp.runner.ATTACKER_VERSION", record.inputs["attacker"] + 1)
+    assert not bench.is_done(cell)
 
 
 def test_the_fooling_split_is_never_the_scored_one(tmp_path, random_vgg):

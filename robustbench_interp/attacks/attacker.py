@@ -127,6 +127,11 @@ def configurations(space: SearchSpace, preset: AttackParams) -> list[AttackParam
     return out
 
 
+#: The version of the search's behaviour (what it tries, in what order, what it keeps): part of a
+#: searched cell's inputs (:meth:`Runner.cell_inputs`), so a stored search made by an older attacker
+#: is recomputed, never replayed as the current one's. Raise it with every change of behaviour.
+ATTACKER_VERSION = 2
+
 #: A looser top-1 budget under which the search also names its best finalist (reported beside the
 #: cell's score, never scored): an FSR of 0 within 2 points next to a high one within 5 says the
 #: number is set by the accuracy budget, not by the interpreter.
@@ -290,6 +295,6 @@ def schedule_of(space: SearchSpace, preset: AttackParams) -> AttackParams:
     return replace(preset, steps=full_length(space, preset.steps, len(configurations(space, preset)), replays))
 
 
-__all__ = ["EARLY_TOP1_FACTOR", "LOOSE_TOP1_DROP", "Evaluate", "Rung", "SearchResult", "Start", "Trial", "configurations", "cost_factor",
+__all__ = ["ATTACKER_VERSION", "EARLY_TOP1_FACTOR", "LOOSE_TOP1_DROP", "Evaluate", "Rung", "SearchResult", "Start", "Trial", "configurations", "cost_factor",
            "full_length", "plan", "planned_minibatches", "schedule_of", "search", "selection_key"]
 
