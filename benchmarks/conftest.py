@@ -1,10 +1,6 @@
-"""Fixtures of the interpreter benchmarks: a ResNet18 at 64x64, batch 32, and the reference timer."""
+"""Fixtures of the benchmarks: a ResNet18 at 64x64, batch 32, the reference pass, and the judge of a ratio."""
 
 from __future__ import annotations
-
-import statistics
-import time
-from collections.abc import Callable
 
 import pytest
 import torch
@@ -12,6 +8,7 @@ import torchvision
 from torch import nn
 
 from robustbench_interp.models.base import Normalize
+from robustbench_interp.timing import Ratio
 
 BATCH, SIZE, CLASSES = 32, 64, 10
 
@@ -34,23 +31,15 @@ def forward_backward(model: nn.Module, x: torch.Tensor, target: torch.Tensor) ->
     return torch.autograd.grad(score, xg)[0]
 
 
-def timings(fn: Callable[[], object], rounds: int = 5, warmup: int = 1) -> tuple[float, float]:
-    """``(mean, min)`` seconds of ``fn`` over ``rounds`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.fmean(times), min(times)
-
-
-@pytest.fixture
-def reference_time(bench_setup) -> Callable[[], tuple[float, float]]:
-    """``(mean, min)`` seconds of :func:`forward_backward` on the benchmark batch, measured when called."""
-    model, _, x, target = bench_setup
-    return lambda: timings(lambda: forward_backward(model, x, target))
+def judge(benchmark, ratio: Ratio, bound: float | None, what: str, **extra: object) -> None:
+    """Store ``ratio`` in the benchmark's extra_info and check ``bound`` on its median; a ratio
+    whose spread is too wide to trust skips the test with its numbers instead of judging it."""
+    benchmark.extra_info.update({**ratio.to_dict(), "bound": bound, **extra})
+    print(f"\n{what}: {ratio.describe()}")
+    if not ratio.trusted:
+        pytest.skip(f"{what}: {ratio.describe()}")
+    if bound is not None:
+        assert ratio.median <= bound, f"{what}: median ratio {ratio.describe()}, over the bound {bound}"
 
 
 def pytest_collect_file(file_path, parent):
