@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "the committed leaderboard's grid, every registered interpreter attacking and scored")
     run.add_argument("--leaderboard-dir", default="leaderboard", help="where leaderboard/<track>/ goes")
     run.add_argument("--no-figures", action="store_true", help="skip the heatmap figures")
+    run.add_argument("--executor", choices=("serial", "ray"), default="serial",
+                     help="serial: compute the cells in this process (default); ray: send each cell to a Ray "
+                          "cluster as a task against the shared --store (pip install 'robustbench_interp[ray]')")
+    run.add_argument("--address", default=None,
+                     help="with --executor ray: the address of a running Ray cluster (default: start a local one)")
 
     board = sub.add_parser("leaderboard", help="rebuild the leaderboard tables from its records, adding a "
                                                "store's cells first when --store is given")
@@ -194,6 +199,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     attacks = selected_attacks(args.rbi_attacks)
     check_attack_names(attacks)
     cells, scorers = run_cells(args, track, models, attacks)
+    if args.executor == "ray":  # before any work: Ray must be there
+        from robustbench_interp.executors import import_ray
+
+        import_ray()
+    elif args.address is not None:
+        from robustbench_interp.errors import ConfigError
+
+        raise ConfigError(f"--address {args.address} is the address of a Ray cluster; add --executor ray, or drop it")
     attackers = list(dict.fromkeys(c.interpreter for c in cells))
     store = _store_for_writing(args.rbi_store)
     bench = Runner(store, device=args.rbi_device, eval_size=args.rbi_eval_size,
@@ -208,7 +221,15 @@ def cmd_run(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     for name in models:
         bench.resources.base(track, name)  # trains (first run) or loads the base model, showing progress
-    records = bench.run_grid(cells, score_with=scorers)
+    if args.executor == "ray":
+        from robustbench_interp.executors import run_on_ray
+
+        options = {"device": args.rbi_device, "eval_size": args.rbi_eval_size, "accuracy_size": args.rbi_accuracy_size,
+                   "data_root": args.rbi_data_root, "retry_failed": not args.rbi_keep_failed}
+        records = run_on_ray(cells, store=store, scorers=scorers, options=options, address=args.address,
+                             progress=_progress_printer())
+    else:
+        records = bench.run_grid(cells, score_with=scorers)
     publish(store, board, track, {c.cell_id for c in cells})
     write_leaderboard(board, track, out)
     if not args.no_figures:

@@ -185,8 +185,21 @@ class Runner:
         weights are shared: see :meth:`weights_key`), with the attacker's search when the cell has
         one, and save the weights."""
         path = self.store.weights_path(self.weights_key(cfg))
-        if cfg.is_control and path.exists():  # another control of the same model, schedule and seed
-            return self.manipulated(cfg), {"weights_shared": True}
+        if cfg.is_control:  # its fine-tuning is shared by the controls of one model, schedule and seed
+            claims, key = Claims(self.store.root), f"weights-{self.weights_key(cfg)}"
+            while not path.exists() and not claims.acquire(key):  # another runner is fine-tuning it: wait
+                time.sleep(0.5)
+            if path.exists():
+                if claims.mine(key):
+                    claims.release(key)
+                return self.manipulated(cfg), {"weights_shared": True}
+            with claims.beating(key):  # released once the weights are saved
+                return self._fine_tune(cfg, interpreter, path)
+        return self._fine_tune(cfg, interpreter, path)
+
+    def _fine_tune(self, cfg: CellConfig, interpreter: Interpreter | None, path: Any
+                   ) -> tuple[nn.Module, dict[str, Any]]:
+        """The fine-tuning of :meth:`_manipulate`, its weights saved at ``path``."""
         base = self.resources.base(cfg.track, cfg.model)
 
         def start(params: AttackParams, progress: Callable[..., None] | None = None) -> ManipulationRun:
