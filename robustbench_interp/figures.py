@@ -171,7 +171,7 @@ def draw_budget(curve: Any, path: str | Path) -> Path | None:
         if has_loss:
             known = ATTACKS.get(attack) if attack in ATTACKS else None
             low, high = getattr(known, "success_interval", None) or (None, None)
-            boundary = high if low <= 0 else low
+            boundary = None if low is None else high if low <= 0 else low  # none for an attack not registered here
             if boundary is not None:
                 axes[1][col].axhline(boundary, linestyle="--", color="grey", linewidth=0.8)
         for ax in axes[:, col]:

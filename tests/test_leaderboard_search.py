@@ -133,3 +133,13 @@ def test_a_hand_set_surrogate_is_what_scores_csv_says(tmp_path):
                                              "baseline_fsr_ci": [0.0, 3.0], "n": 100})
     write_leaderboard(store, "tiny", tmp_path / "board")
     assert list(pd.read_csv(tmp_path / "board" / "scores.csv")["surrogate"]) == ["softplus"]
+
+
+def test_the_budget_figure_of_an_attack_not_registered_here(tmp_path):
+    """A curve may name a plug-in attack this process does not have: drawn without its boundary."""
+    from robustbench_interp.figures import draw_budget
+
+    store = Store(tmp_path / "store")
+    _searched(store, "resnet", "gradcam", 0, half=60.0, full=80.0, preset_fsr=70.0)
+    curve = search_frames(store, "tiny")[1].assign(attack="mypkg.attacks:Elsewhere")
+    assert draw_budget(curve, tmp_path / "fig.png").exists()
