@@ -725,8 +725,8 @@ def search_frames(store: Store, track: str) -> tuple[pd.DataFrame, pd.DataFrame]
         found = record.metrics.get("search")
         if not isinstance(found, dict):
             continue
-        key = {**{k: record.config.get(k) for k in _SEARCH_KEYS},
-               "budget": (record.config.get("search") or {}).get("budget")}
+        key = {k: record.config.get(k) for k in _SEARCH_KEYS if k != "budget"}
+        key["budget"] = (record.config.get("search") or {}).get("budget")  # the search's, not a config key
         chosen, trials = record.metrics.get("chosen") or {}, found.get("trials") or []
         curve = found.get("curve") or []
         preset = next((t for t in trials if t.get("preset")), {})
