@@ -101,9 +101,14 @@ class Runner:
     def _code(self, spec: str, registry: Any) -> str:
         """The code version of an interpreter or attack spec (cached; "unimportable" for a broken one)."""
         if spec not in self._codes:
+            from robustbench_interp.interpreters.adapters import is_library_spec
+
             try:
-                found = import_object(spec) if ":" in spec else registry.get(spec)
-                self._codes[spec] = code_version(found)
+                if is_library_spec(spec):  # an adapter of this package over an installed library's method
+                    self._codes[spec] = _library_version(spec.partition(":")[0])
+                else:
+                    found = import_object(spec) if ":" in spec else registry.get(spec)
+                    self._codes[spec] = code_version(found)
             except RBIError:
                 self._codes[spec] = "unimportable"
         return self._codes[spec]
@@ -460,3 +465,12 @@ def _drop(before: dict[str, Any], after: dict[str, Any], key: str) -> float | No
         return None
     return float(before[key]) - float(after[key])
 
+
+def _library_version(library: str) -> str:
+    """``"<library>==<version>"`` of an installed library (an adapter's maps change with it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{library}=={version(library)}"
+    except PackageNotFoundError:
+        return "unimportable"

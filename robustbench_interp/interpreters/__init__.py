@@ -13,6 +13,10 @@ What an interpreter (a plug-in's included) builds on, public here:
   (:mod:`~robustbench_interp.interpreters.autograd`): record a layer's output during a forward pass
   (no hook left behind), the summed target logits, ``d y_t / d x`` in chunks of ``max_batch``
   images, and the target layer's output ``A`` with ``d y_t / d A``.
+
+Any method in one line (:mod:`~robustbench_interp.interpreters.adapters`): :func:`get_interpreter` also
+wraps a plain explain function, a duck-typed class or object with an ``explain`` method, and the
+``"captum:<Method>"`` / ``"zennit:<Composite>"`` adapters.
 """
 
 from __future__ import annotations
@@ -22,6 +26,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from robustbench_interp.errors import ConfigError, PluginImportError, RBIError
+from robustbench_interp.interpreters.adapters import (
+    EXPLAIN_SIGNATURE,
+    is_duck,
+    is_explain_function,
+    is_library_spec,
+    library_interpreter,
+    split_declarations,
+    wrap_function,
+    wrap_object,
+)
 from robustbench_interp.interpreters.autograd import (
     capture_output,
     class_score,
@@ -80,42 +94,70 @@ def list_interpreters(pattern: str | None = None) -> list[str]:
     return INTERPRETERS.names(pattern)
 
 
-def get_interpreter(spec: str | Interpreter, **params: Any) -> Interpreter:
-    """Build an interpreter from a registered name or a ``"package.module:attr"`` import path.
+def get_interpreter(spec: object, **params: Any) -> Interpreter:
+    """Build an interpreter from ``spec`` and its keyword arguments ``params``.
 
-    ``params`` are passed to the factory (the method's hyper-parameters). An :class:`Interpreter`
-    instance is returned as it is.
+    ``spec`` is a registered name, a ``"package.module:attr"`` import path or the object itself: an
+    :class:`Interpreter` subclass or a factory returning one (built with ``params``, the method's
+    hyper-parameters), an explain function ``f(model, x, target, *, layer=None, create_graph=False)``
+    or a duck-typed class or object with such an ``explain`` method (wrapped; ``layer_level``,
+    ``differentiable`` and ``stochastic`` in ``params`` are then declarations, the rest
+    hyper-parameters: see :mod:`~robustbench_interp.interpreters.adapters`), or ``"captum:<Method>"`` /
+    ``"zennit:<Composite>"``. An :class:`Interpreter` instance is returned as it is.
     """
     if isinstance(spec, Interpreter):
         if params:
             raise ConfigError(f"params {sorted(params)} cannot be applied to an already built {spec!r}")
         return spec
-    if not isinstance(spec, str) or not spec:
-        raise ConfigError(f"an interpreter spec must be a name or 'module:attr', got {spec!r}")
-    if ":" in spec:
-        factory = import_object(spec)
-        label = spec
+    if isinstance(spec, str) and spec:
+        if is_library_spec(spec):
+            return library_interpreter(spec, **params)
+        found = import_object(spec) if ":" in spec else INTERPRETERS.get(spec)
+        return _build(spec, found, params)
+    if callable(spec) or is_duck(spec):
+        return _build(getattr(spec, "__name__", None) or type(spec).__name__, spec, params)
+    raise ConfigError(f"an interpreter spec must be a name, 'module:attr', an Interpreter, an explain function or "
+                      f"an object with an explain method, got {spec!r}")
+
+
+def _build(label: str, found: object, params: dict[str, Any]) -> Interpreter:
+    """The interpreter behind ``found`` (what ``label`` resolved to), built with ``params``."""
+    if isinstance(found, Interpreter):
+        interp = get_interpreter(found, **params)
+    elif is_duck(found) and not isinstance(found, type):
+        return wrap_object(found, label, params)
+    elif is_explain_function(found):
+        return wrap_function(found, label, params)  # type: ignore[arg-type]
+    elif not callable(found):
+        raise PluginImportError(f"{label!r} resolves to {type(found).__name__}, not a class, factory or explain "
+                                "function")
     else:
-        factory = INTERPRETERS.get(spec)
-        label = spec
-    if not callable(factory):
-        raise PluginImportError(f"{spec!r} resolves to {type(factory).__name__}, not a class or factory")
+        declared, hyper = split_declarations(params) if is_duck(found) else ({}, params)
+        interp = _construct(label, found, hyper)
+        if is_duck(interp):
+            return wrap_object(interp, label, declared, built_with=hyper,
+                               rebuild=lambda seed: _build(label, found, {**params, "seed": seed}))
+    if not isinstance(interp, Interpreter):
+        raise PluginImportError(
+            f"{label!r} built a {type(interp).__name__}; an interpreter must subclass "
+            "robustbench_interp.Interpreter (and implement explain), have an explain method, or be a "
+            f"function {EXPLAIN_SIGNATURE}"
+        )
+    if not interp.name:
+        interp.name = label  # type: ignore[misc]
+    return interp
+
+
+def _construct(spec: str, factory: Callable[..., Any], params: dict[str, Any]) -> object:
+    """``factory(**params)``; its failures as the benchmark's errors."""
     try:
-        interp = factory(**params)
+        return factory(**params)
     except TypeError as exc:
         raise _construction_error(spec, factory, params, exc) from exc
     except RBIError:
         raise
     except Exception as exc:  # noqa: BLE001 - the plug-in's own constructor failed: its cells fail
         raise PluginImportError(f"building interpreter {spec!r} raised {type(exc).__name__}: {exc}") from exc
-    if not isinstance(interp, Interpreter):
-        raise PluginImportError(
-            f"{spec!r} built a {type(interp).__name__}; an interpreter must subclass "
-            "robustbench_interp.Interpreter (and implement explain)"
-        )
-    if not interp.name:
-        interp.name = label  # type: ignore[misc]
-    return interp
 
 
 def _keywords(factory: Callable[..., Any]) -> list[str] | None:
@@ -138,9 +180,15 @@ def _construction_error(
     unknown = sorted(set(params) - set(accepted)) if accepted is not None else []
     if unknown:
         return unknown_params_error(spec, unknown, accepted or [])
-    return ConfigError(f"could not build interpreter {spec!r} with params {params}: {exc}")
+    hint = "" if isinstance(factory, type) else (
+        f" (a function is called as a factory, with the hyper-parameters only, unless its first three parameters "
+        f"are positional without a default: {EXPLAIN_SIGNATURE})"
+    )
+    return ConfigError(f"could not build interpreter {spec!r} with params {params}: {exc}{hint}")
 
 
 #: The built-in interpreters' modules: every module of this package but the shared ones (one method per
 #: module, each registering itself on import; adding a built-in is adding its file).
-BUILTIN_MODULES = import_builtins(__name__, __path__, infrastructure=("base", "autograd", "hyperparams"))
+BUILTIN_MODULES = import_builtins(
+    __name__, __path__, infrastructure=("base", "autograd", "hyperparams", "adapters")
+)
