@@ -57,7 +57,10 @@ Files, under ``leaderboard/<track>/`` (CSV files hold numbers; Markdown files fo
   count (the diagonal is adaptive), with their mean FSR and their number;
 - ``degenerate.{md,csv}``: the base model's empty- and constant-map rates of every interpreter on
   every model;
-- ``ranking.{md,csv}``: the ranking, by section.
+- ``ranking.{md,csv}``: the ranking, by section;
+- ``index.html``: all of it as one static page (:mod:`robustbench_interp.page`): the ranking, the FSR and
+  accuracy tables sortable and filterable, the transfer matrix as a heatmap, and the figures found in
+  the folder.
 
 The source of a leaderboard is a store of records, ``leaderboard/<track>/records/`` (the JSON records
 of its cells and scores, without the manipulated weights): :func:`write_leaderboard` is a function of
@@ -835,8 +838,8 @@ def _search_note(stability: dict[str, Any]) -> str:
 
 
 def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str, Path]:
-    """Write the track's tables (Markdown + CSV) under ``out_dir`` from ``store`` alone; returns the
-    written paths."""
+    """Write the track's tables (Markdown + CSV) and their page (``index.html``,
+    :mod:`robustbench_interp.page`) under ``out_dir`` from ``store`` alone; returns the written paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cells = cells_frame(store, track, (STATUS_OK, STATUS_NOT_ATTACKABLE))
@@ -875,6 +878,10 @@ def write_leaderboard(store: Store, track: str, out_dir: str | Path) -> dict[str
         atomic_write_text(csv_path, numbers.to_csv(index=not isinstance(numbers.index, pd.RangeIndex)))
         atomic_write_text(md_path, _markdown(f"{track}: {name}", text, notes[name]))
         written[f"{name}.csv"], written[f"{name}.md"] = csv_path, md_path
+    from robustbench_interp.page import PAGE, write_page  # the page renders this module's frames
+
+    written[PAGE] = write_page(out, track, ranking=rank, rows=rows, accuracy=tables["accuracy"][0],
+                               transfer=tables["transfer"][0], search=tables.get("search"), notes=notes)
     return written
 
 

@@ -105,7 +105,8 @@ def row(detail: pd.DataFrame, attack: str, attacker: str, scored: str, model: st
 def test_tables_hold_the_stored_numbers_as_means_over_seeds(store, tmp_path):
     written = write_leaderboard(store, "tiny", tmp_path / "board")
     tables = ("fsr", "detail", "accuracy", "transfer", "degenerate", "ranking")
-    assert {p.name for p in written.values()} == {f"{n}.{e}" for n in tables for e in ("md", "csv")} | {"scores.csv"}
+    assert {p.name for p in written.values()} == {f"{n}.{e}" for n in tables for e in ("md", "csv")} | {
+        "scores.csv", "index.html"}
     fsr = pd.read_csv(tmp_path / "board" / "fsr.csv", header=[0, 1, 2], index_col=[0, 1])
     assert fsr.loc[("location", "gradcam"), ("fsr", "vgg", "gradcam")] == pytest.approx(90.0)
     assert fsr.loc[("location", "gradcam"), ("fsr_std", "vgg", "gradcam")] == pytest.approx(2.0)
