@@ -3,6 +3,7 @@
     rbi run                 train or load the tiny base models, run the default grid, write the leaderboard
     rbi leaderboard         rebuild leaderboard/<track>/ from its records (adding a store's cells first)
     rbi check               recompute a few cells and compare them with the committed leaderboard
+    rbi verify              recompute a submitted interpreter's leaderboard row and compare it with the committed one
     rbi list                the registered interpreters, attacks, tracks and models
     rbi train               re-train the tiny base models (the published weights) and write their manifest
 """
@@ -43,10 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--score-with", action="append", default=None, metavar="SPEC",
                      help="interpreter scored on every manipulated model (transfer; repeatable; 'all' for every "
                           "registered one; default: " + ", ".join(RUN_SCORERS) + ")")
-    run.add_argument("--grid", choices=("default", "leaderboard"), default="default",
-                     help="default: every attack x model through --interpreter (default Grad-CAM); leaderboard: "
-                          "the committed leaderboard's grid, every registered interpreter attacking and scored")
-    run.add_argument("--leaderboard-dir", default="leaderboard", help="where leaderboard/<track>/ goes")
+    run.add_argument("--grid", choices=("quick", "main", "leaderboard"), default="quick",
+                     help="quick (default): the main job on one model (tiny: resnet) for seed 0 with the presets, "
+                          "about 10 minutes on 2 cores; main: every attack x model through --interpreter (default "
+                          "Grad-CAM) for the track's seeds, the committed leaderboard's cells; leaderboard: every "
+                          "registered differentiable interpreter attacking")
+    run.add_argument("--leaderboard-dir", default=None,
+                     help="where <track>/ of the leaderboard goes (default: STORE/leaderboard, beside the results; "
+                          "--leaderboard-dir leaderboard rewrites the committed one)")
     run.add_argument("--no-figures", action="store_true", help="skip the heatmap figures")
     run.add_argument("--executor", choices=("serial", "ray"), default="serial",
                      help="serial: compute the cells in this process (default); ray: send each cell to a Ray "
@@ -85,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--store", default=None, dest="rbi_store",
                        help="where the recomputed cells go (default: a temporary folder, removed afterwards)")
 
+    verify = sub.add_parser("verify", help="recompute a submitted interpreter's leaderboard row (its adaptive "
+                                           "cells and its transfer scores) and compare it with the committed numbers")
+    add_options(verify.add_argument, names=["track", "device", "eval-size", "accuracy-size", "data-root", "seeds",
+                                            "models", "attacks"])
+    verify.add_argument("--interpreter", required=True, metavar="SPEC",
+                        help="the interpreter whose row is verified (a registered name or a 'package.module:attr' spec)")
+    verify.add_argument("--leaderboard-dir", default="leaderboard", help="where the committed leaderboard/<track>/ is")
+    verify.add_argument("--store", default=None, dest="rbi_store",
+                        help="where the recomputed cells go (default: a temporary folder, removed afterwards)")
+
     sub.add_parser("list", help="list interpreters, attacks, tracks and models")
     _add_train_parser(sub)
     return parser
@@ -121,7 +136,7 @@ def run_cells(args: argparse.Namespace, track: str, models: list[str], attacks: 
     """The cells of ``rbi run`` and the interpreters scored on each: the main grid (Grad-CAM attacks,
     or the ``--interpreter`` selection, 'all': every registered one), or ``--grid leaderboard``."""
     from robustbench_interp.errors import ConfigError
-    from robustbench_interp.grid import leaderboard_grid, main_grid
+    from robustbench_interp.grid import leaderboard_grid, main_grid, quick_grid
 
     kw = dict(seeds=selected_seeds(args.rbi_seeds), budget=selected_budget(args.rbi_budget),
               overrides=overrides(args.rbi_lr, args.rbi_lam, args.rbi_steps, args.rbi_cooldown))
@@ -131,7 +146,8 @@ def run_cells(args: argparse.Namespace, track: str, models: list[str], attacks: 
                               f"drop --interpreter {' '.join(args.rbi_interpreter)}, or use the default grid")
         grid = leaderboard_grid(track, models, attacks, args.score_with or (), **kw)
     else:
-        grid = main_grid(track, models, attacks, args.rbi_interpreter, args.score_with or (), **kw)
+        build = quick_grid if args.grid == "quick" else main_grid
+        grid = build(track, models, attacks, args.rbi_interpreter, args.score_with or (), **kw)
     check_interpreter_names(list(grid.scorers))
     return list(grid.cells), list(grid.scorers)
 
@@ -189,6 +205,30 @@ def _figures(bench, board, track: str, out: Path, trusted: Sequence[str] = ()) -
     return draw_figures(bench, cells, trusted, out)
 
 
+def _probe(cells: list, scorers: list[str]) -> tuple[list, list[str], list[tuple[str, str]]]:
+    """Run every plug-in interpreter of the grid once on a tiny batch (:mod:`robustbench_interp.probe`)
+    before any work, and say at once which fail and why. Their cells are not computed (a control
+    only when no other cell needs it) and count as failed; the rest of the grid carries on. Returns
+    the cells and scorers left, and ``(label, reason)`` of each cell refused."""
+    from robustbench_interp.probe import probe_interpreters
+
+    attacked = [c for c in cells if not c.is_control]
+    specs = [*((c.interpreter, dict(c.interpreter_params)) for c in attacked), *((s, {}) for s in scorers)]
+    failures, seconds = probe_interpreters(specs, attacking={c.interpreter for c in attacked})
+    if not failures:
+        return cells, scorers, []
+    for spec, reason in failures.items():
+        print(f"[rbi] interpreter {spec} fails on a tiny batch ({seconds:.1f} s, before any work): {reason}",
+              file=sys.stderr, flush=True)
+    kept = [c for c in attacked if c.interpreter not in failures]
+    needed = {c.control.cell_id for c in kept if c.search is None}  # a searched cell's control comes after it
+    cells = [c for c in cells if (c.cell_id in needed if c.is_control else c.interpreter not in failures)]
+    refused = [(c.label, failures[c.interpreter]) for c in attacked if c.interpreter in failures]
+    attackers = {c.interpreter for c in attacked}
+    refused += [(f"scoring with {s}", failures[s]) for s in scorers if s in failures and s not in attackers]
+    return cells, [s for s in scorers if s not in failures], refused
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from robustbench_interp.leaderboard import check_sizes, publish, records_store, write_leaderboard
     from robustbench_interp.runner import Runner
@@ -196,6 +236,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     track = args.rbi_track
     models = selected_models(track, args.rbi_models)
+    if args.grid == "quick" and not args.rbi_models:
+        from robustbench_interp.grid import quick_models
+
+        models = quick_models(track, models)
     attacks = selected_attacks(args.rbi_attacks)
     check_attack_names(attacks)
     cells, scorers = run_cells(args, track, models, attacks)
@@ -207,18 +251,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         from robustbench_interp.errors import ConfigError
 
         raise ConfigError(f"--address {args.address} is the address of a Ray cluster; add --executor ray, or drop it")
+    cells, scorers, refused = _probe(cells, scorers)
+    if refused and not any(not c.is_control for c in cells):
+        for label, _reason in refused:
+            print(f"[rbi] failed: {label} (its interpreter fails on a tiny batch; reason above)", file=sys.stderr)
+        print("[rbi] nothing left to compute: fix the interpreter and run again", file=sys.stderr)
+        return 1
     attackers = list(dict.fromkeys(c.interpreter for c in cells))
     store = _store_for_writing(args.rbi_store)
     bench = Runner(store, device=args.rbi_device, eval_size=args.rbi_eval_size,
                    accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
                    retry_failed=not args.rbi_keep_failed, progress=_progress_printer())
-    out = Path(args.leaderboard_dir) / track
+    out = Path(args.leaderboard_dir or Path(args.rbi_store) / "leaderboard") / track
     board = records_store(_store_for_writing(str(out), option="--leaderboard-dir").root)
     check_sizes(board, track, (args.rbi_eval_size, args.rbi_accuracy_size))  # before any work
     todo = sum(not store.has(c.cell_id, retry_failed=not args.rbi_keep_failed) for c in cells)
-    print(f"[rbi] track {track}: {len(cells)} cells ({todo} to compute), models {models}, attacks {attacks}, "
-          f"attacking interpreters {attackers}; scoring {len(scorers)} interpreters; store {store.root}",
-          file=sys.stderr, flush=True)
+    print(f"[rbi] grid {args.grid}, track {track}: {len(cells)} cells ({todo} to compute), models {models}, attacks "
+          f"{attacks}, attacking interpreters {attackers}; scoring {len(scorers)} interpreters; store {store.root}; "
+          f"leaderboard {out}", file=sys.stderr, flush=True)
     for name in models:
         bench.resources.base(track, name)  # trains (first run) or loads the base model, showing progress
     if args.executor == "ray":
@@ -231,17 +281,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         records = bench.run_grid(cells, score_with=scorers)
     publish(store, board, track, {c.cell_id for c in cells})
-    write_leaderboard(board, track, out)
-    if not args.no_figures:
+    if not args.no_figures:  # before the tables: the page (index.html) shows the figures on disk
         _figures(bench, board, track, out, trusted=[*scorers, *attacks])
-    failed = [r for r in records if not r.ok]
+    write_leaderboard(board, track, out)
+    failed = [(r.label, r.reason) for r in records if not r.ok] + refused
     ranking = out / "ranking.md"
     if ranking.exists():
         print(ranking.read_text())
-    print(f"[rbi] {len(records)} cells ({len(failed)} failed) in {time.perf_counter() - started:.0f} s; "
+    print(f"[rbi] {len(records) + len(refused)} cells ({len(failed)} failed) in {time.perf_counter() - started:.0f} s; "
           f"leaderboard in {out}/", file=sys.stderr)
-    for record in failed:
-        print(f"[rbi] failed: {record.label}: {record.reason}", file=sys.stderr)
+    if args.grid == "quick":
+        print(f"[rbi] the quick job: models {models}, seeds {sorted({c.seed for c in cells})}, the hand-set presets; "
+              "the committed leaderboard (leaderboard/) is the main job, every model and seed: rbi run --grid main",
+              file=sys.stderr)
+    for label, reason in failed:
+        print(f"[rbi] failed: {label}: {reason}", file=sys.stderr)
     if failed:
         print(f"[rbi] {len(failed)} cells failed (their reasons above; the others are kept); they are retried on the "
               "next run", file=sys.stderr)
@@ -256,6 +310,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     track = get_track(args.rbi_track).name
     out = Path(args.leaderboard_dir) / track
+    if args.figures and not args.rbi_store:
+        raise ConfigError("--figures needs --store, the store that holds the manipulated weights")
     board = records_store(out)
     source = _store_for_reading(args.rbi_store) if args.rbi_store else None
     if source is not None and not publish(source, board, track):
@@ -264,28 +320,57 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if not any(True for _ in board.records(track=track, status="ok")):
         raise ConfigError(f"{board.root} holds no records of track {track!r}: there is no leaderboard to build "
                           "(rbi run writes the records)")
-    written = write_leaderboard(board, track, out)
-    if args.figures:
-        if source is None:
-            raise ConfigError("--figures needs --store, the store that holds the manipulated weights")
+    written = {}
+    if args.figures:  # before the tables: the page (index.html) shows the figures on disk
         bench = Runner(source, device=args.rbi_device, eval_size=args.rbi_eval_size, data_root=args.rbi_data_root)
         written.update(_figures(bench, board, track, out))
+    written.update(write_leaderboard(board, track, out))
     for path in written.values():
         print(path)
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def _recompute_and_compare(args: argparse.Namespace, what: str, cells: list, committed: Store, scorers: list[str],
+                           tolerances: dict[str, float | None]) -> int:
+    """Recompute ``cells`` in ``--store`` (default: a temporary folder, removed afterwards), compare
+    them with the ``committed`` records (:func:`robustbench_interp.regression.check_cells`), print the
+    report and return the exit status (0: every number within its tolerance). Shared by ``rbi
+    check`` and ``rbi verify`` (``what`` names the command in its messages)."""
     import shutil
     import tempfile
 
     from tabulate import tabulate
 
-    from robustbench_interp.errors import ConfigError
-    from robustbench_interp.grid import check_grid
-    from robustbench_interp.regression import check_cells, committed_records, passed
+    from robustbench_interp.regression import check_cells, passed
     from robustbench_interp.runner import Runner
     from robustbench_interp.store import Store
+
+    root = _store_for_writing(args.rbi_store).root if args.rbi_store else Path(tempfile.mkdtemp(prefix="rbi-check-"))
+    try:
+        bench = Runner(Store(root), device=args.rbi_device, eval_size=args.rbi_eval_size,
+                       accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
+                       progress=_progress_printer())
+        print(f"[rbi] {what}: recomputing {len(cells)} cells of track {args.rbi_track} in {root} and comparing them "
+              f"with the records in {committed.root}", file=sys.stderr, flush=True)
+        report = check_cells(bench, cells, committed, scorers=scorers, tolerances=tolerances)
+    finally:
+        if not args.rbi_store:
+            shutil.rmtree(root, ignore_errors=True)
+    print(tabulate(report, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval="-"))
+    if passed(report):
+        print(f"[rbi] {what} passed: {len(report)} numbers within tolerance", file=sys.stderr)
+        return 0
+    moved = report[report["status"] != "ok"]
+    print(f"[rbi] {what} FAILED: {len(moved)} of {len(report)} numbers moved or are missing:", file=sys.stderr)
+    print(tabulate(moved, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval="-"),
+          file=sys.stderr)
+    return 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from robustbench_interp.errors import ConfigError
+    from robustbench_interp.grid import check_grid
+    from robustbench_interp.regression import committed_records
 
     track = args.rbi_track
     committed = committed_records(args.leaderboard_dir, track)
@@ -295,27 +380,59 @@ def cmd_check(args: argparse.Namespace) -> int:
     scorers = CHECK_SCORERS if args.score_with is None else split_list(args.score_with) or []
     grid = check_grid(track, cells, scorers, seeds=selected_seeds(args.rbi_seeds))
     check_interpreter_names([*(c.interpreter for c in grid.cells), *grid.scorers])
-    root = _store_for_writing(args.rbi_store).root if args.rbi_store else Path(tempfile.mkdtemp(prefix="rbi-check-"))
-    try:
-        bench = Runner(Store(root), device=args.rbi_device, eval_size=args.rbi_eval_size,
-                       accuracy_size=args.rbi_accuracy_size, data_root=args.rbi_data_root,
-                       progress=_progress_printer())
-        print(f"[rbi] check: recomputing {len(grid.cells)} cells of track {track} in {root} and comparing them "
-              f"with the records in {committed.root}", file=sys.stderr, flush=True)
-        report = check_cells(bench, list(grid.cells), committed, scorers=list(grid.scorers),
-                             tolerances={"fsr": args.fsr_tolerance, "top1": args.top1_tolerance})
-    finally:
-        if not args.rbi_store:
-            shutil.rmtree(root, ignore_errors=True)
-    print(tabulate(report, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval="-"))
-    if passed(report):
-        print(f"[rbi] check passed: {len(report)} numbers within tolerance", file=sys.stderr)
-        return 0
-    moved = report[report["status"] != "ok"]
-    print(f"[rbi] check FAILED: {len(moved)} of {len(report)} numbers moved or are missing:", file=sys.stderr)
-    print(tabulate(moved, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f", missingval="-"),
-          file=sys.stderr)
-    return 1
+    return _recompute_and_compare(args, "check", list(grid.cells), committed, list(grid.scorers),
+                                  {"fsr": args.fsr_tolerance, "top1": args.top1_tolerance})
+
+
+def verify_cells(committed: Store, track: str, spec: str, seeds: Sequence[int], models: Sequence[str] | None,
+                 attacks: Sequence[str] | None) -> list:
+    """The committed cells of ``spec``'s leaderboard row for ``seeds``: those it attacked, and those
+    manipulated through another interpreter that it is scored on (transfer); controls left out.
+    Records are data: a cell whose attacker is neither registered nor ``spec`` is not rebuilt."""
+    from robustbench_interp.attacks import ATTACKS
+    from robustbench_interp.config import CellConfig
+    from robustbench_interp.interpreters import INTERPRETERS
+    from robustbench_interp.registry import untrusted_specs
+
+    cells = []
+    for record in committed.records(track=track, status="ok"):
+        cfg = CellConfig.from_dict(record.config)
+        if cfg.is_control or cfg.seed not in seeds or (models and cfg.model not in models) \
+                or (attacks and cfg.attack not in attacks):
+            continue
+        if cfg.interpreter != spec and committed.get_score(cfg.cell_id, spec) is None:
+            continue
+        if untrusted_specs([cfg.interpreter, cfg.attack], [INTERPRETERS, ATTACKS], [spec]):
+            continue
+        cells.append(cfg)
+    return sorted(cells, key=lambda c: (c.model, c.attack, c.interpreter != spec, c.interpreter, c.seed))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from robustbench_interp.errors import ConfigError
+    from robustbench_interp.grid import CHECK_SEEDS
+    from robustbench_interp.regression import committed_records
+
+    track = args.rbi_track
+    spec = args.interpreter
+    check_interpreter_names([spec])
+    committed = committed_records(args.leaderboard_dir, track)
+    seeds = selected_seeds(args.rbi_seeds) or list(CHECK_SEEDS)
+    cells = verify_cells(committed, track, spec, seeds, split_list(args.rbi_models), split_list(args.rbi_attacks))
+    if not cells:
+        raise ConfigError(f"{committed.root} holds no row of interpreter {spec!r} for seeds {seeds} (neither a cell it "
+                          "attacked nor a score of it): nothing to verify; publish its cells first (rbi run "
+                          f"--interpreter {spec} --leaderboard-dir ...)")
+    refused, _seconds = _probe_specs([spec], attacking=any(c.interpreter == spec for c in cells))
+    if refused:
+        raise ConfigError(f"interpreter {spec} fails on a tiny batch: {refused[spec]}")
+    return _recompute_and_compare(args, f"verify {spec}", cells, committed, [spec], {})
+
+
+def _probe_specs(specs: Sequence[str], attacking: bool) -> tuple[dict[str, str], float]:
+    from robustbench_interp.probe import probe_interpreters
+
+    return probe_interpreters(((s, {}) for s in specs), attacking=specs if attacking else ())
 
 
 def _print_entries(title: str, names: Sequence[str], build: Callable[[str], Any], describe: Callable[[Any], str],
@@ -397,8 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from robustbench_interp.errors import RBIError
 
     args = build_parser().parse_args(argv)
-    commands = {"run": cmd_run, "leaderboard": cmd_leaderboard, "check": cmd_check, "list": cmd_list,
-                "train": cmd_train}
+    commands = {"run": cmd_run, "leaderboard": cmd_leaderboard, "check": cmd_check, "verify": cmd_verify,
+                "list": cmd_list, "train": cmd_train}
     try:
         return commands[args.command](args)
     except RBIError as exc:

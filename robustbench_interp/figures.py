@@ -1,11 +1,12 @@
 """Heatmaps before and after a manipulation, drawn as figures (the shape of Heo et al.'s Figure 2),
 and the attacker's FSR versus budget (:func:`draw_budget`).
 
-One PNG per attack, ``fig_<attack>.png``: a row per adaptive cell (model x attacking interpreter),
-and for each of a few evaluation images the image, the original model's map and the manipulated
-model's map (normalised with n(h), the benchmark's normalisation); an empty or constant map, never
-a success, is labelled so on its panel. For Active fooling the maps of class c1 are shown: after a
-successful manipulation they look like the original maps of c2.
+One PNG per (attack, model), ``fig_<attack>_<model>.png``, in the leaderboard's order of attacks and
+models: a row per attacking interpreter (the main job's first, then by name), and for each of the
+same few evaluation images the image, the original model's map and the manipulated model's map
+(normalised with n(h), the benchmark's normalisation); an empty or constant map, never a success, is
+labelled so on its panel. For Active fooling the maps of class c1 are shown: after a successful
+manipulation they look like the original maps of c2.
 """
 
 from __future__ import annotations
@@ -58,9 +59,23 @@ def first_seeds(cells: Sequence[CellConfig]) -> list[CellConfig]:
     return list(chosen.values())
 
 
+def interpreter_order(names: Sequence[str]) -> list[str]:
+    """The rows of a figure: the main job's attacking interpreters first, then the others by name."""
+    from robustbench_interp.grid import RUN_ATTACKERS
+
+    first = [n for n in RUN_ATTACKERS if n in names]
+    return first + sorted(set(names) - set(first))
+
+
+def model_order(names: Sequence[str]) -> list[str]:
+    """The figures of an attack: standard models by name, each followed by its adversarially trained one."""
+    return sorted(set(names), key=lambda m: (m.removesuffix("-adv"), m.endswith("-adv")))
+
+
 def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[str], out_dir: str | Path
                  ) -> dict[str, Path]:
-    """Draw ``fig_<attack>.png`` under ``out_dir`` for the given (ok) cells; returns the written paths.
+    """Draw ``fig_<attack>_<model>.png`` under ``out_dir`` for the given (ok) cells; returns the
+    written paths. A figure of the earlier layout (``fig_<attack>.png``) of a drawn attack is removed.
 
     The cells may come from stored records, which are data: a cell whose interpreter or attack is
     neither registered nor among the ``trusted`` specs (those given on this command line) is
@@ -77,10 +92,12 @@ def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[s
     out = Path(out_dir)
     written: dict[str, Path] = {}
     cells = first_seeds(cells)
-    for attack in attack_order(c.attack for c in cells):
-        group = [c for c in cells if c.attack == attack]
-        if not group:
-            continue
+    groups = [(attack, model) for attack in attack_order(c.attack for c in cells)
+              for model in model_order([c.model for c in cells if c.attack == attack])]
+    for attack, model in groups:
+        group = [c for c in cells if c.attack == attack and c.model == model]
+        order = interpreter_order([c.interpreter for c in group])
+        group.sort(key=lambda c: (order.index(c.interpreter), c.interpreter_params))
         rows = []
         for cfg in group:
             untrusted = _untrusted(cfg, trusted)
@@ -115,15 +132,20 @@ def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[s
                                 bbox={"facecolor": "black", "alpha": 0.6, "pad": 1})
                     if r == 0:
                         ax.set_title(title, fontsize=7)
-            axes[r][0].set_ylabel(f"{cfg.model}\n{cfg.interpreter}", fontsize=7)
-        fig.suptitle(f"{group[0].track}: {attack} fooling, adaptive maps ({rows[0][4]})", fontsize=9)
+            axes[r][0].set_ylabel(cfg.interpreter, fontsize=7)
+        fig.suptitle(f"{group[0].track}, {model}: {attack} fooling through each interpreter, adaptive maps "
+                     f"({rows[0][4]})", fontsize=9)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the title
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
-        path = out / f"fig_{safe_name(attack)}.png"
+        path = out / f"fig_{safe_name(attack)}_{safe_name(model)}.png"
         atomic_write_bytes(path, buf.getvalue())
         written[path.name] = path
+    for attack in {a for a, _m in groups}:  # the earlier layout's one figure per attack
+        old = out / f"fig_{safe_name(attack)}.png"
+        if old.exists() and any(name.startswith(f"fig_{safe_name(attack)}_") for name in written):
+            old.unlink()
     return written
 
 

@@ -183,6 +183,30 @@ def main_grid(track: str, models: Sequence[str], attacks: Sequence[str], attacke
                 _scorers(attackers, scorers))
 
 
+#: The quick start's job (``rbi run``, grid ``quick``): the main job on these models (those the
+#: track has; else its first standard model) for these seeds, with the hand-set presets, so that a
+#: first run from a fresh clone on a 2-core CPU stays within about 10 minutes. Its numbers are
+#: those of the same cells of the main job computed with the presets; the committed leaderboard is
+#: the main job (``rbi run --grid main``).
+QUICK_MODELS = ("resnet",)
+QUICK_SEEDS = (0,)
+
+
+def quick_models(track: str, models: Sequence[str]) -> list[str]:
+    """The quick job's models among ``models`` (the track's standard ones)."""
+    return [m for m in models if m in QUICK_MODELS] or list(models[:1])
+
+
+def quick_grid(track: str, models: Sequence[str], attacks: Sequence[str], attackers: Sequence[str] = (),
+               scorers: Sequence[str] = (), **kw: Any) -> Grid:
+    """The quick start's job: :func:`main_grid` for :data:`QUICK_SEEDS` (unless ``seeds`` says
+    otherwise) with the presets (unless ``budget`` says otherwise); the models are the caller's
+    (:func:`quick_models` when none are chosen)."""
+    kw = {**kw, "seeds": kw.get("seeds") or QUICK_SEEDS, "budget": 0 if kw.get("budget") is None else kw["budget"]}
+    grid = main_grid(track, models, attacks, attackers, scorers, **kw)
+    return Grid("quick", grid.cells, grid.scorers)
+
+
 def leaderboard_grid(track: str, models: Sequence[str], attacks: Sequence[str], scorers: Sequence[str] = (),
                      **kw: Any) -> Grid:
     """The committed leaderboard's grid (:data:`LEADERBOARD_ATTACK_MODELS` says where an attacker

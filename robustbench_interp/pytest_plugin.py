@@ -64,6 +64,7 @@ class Suite:
     results: list[dict[str, Any]] = field(default_factory=list)
     usage_error: str | None = None
     _bench: Any = None
+    _refused: dict[str, str] | None = None
 
     def opt(self, name: str) -> Any:
         return self.config.getoption(name)
@@ -83,6 +84,25 @@ class Suite:
             self.usage_error = f"--{PLUGIN_PREFIX}interpreter: {exc}"
             return []
         return specs
+
+    def refused(self) -> dict[str, str]:
+        """``{spec: reason}`` of the selected plug-ins that cannot be built or raise on a tiny batch
+        (:mod:`robustbench_interp.probe`), probed once, before any model is trained: their tests fail
+        at once with the reason instead of after a base model's training."""
+        if self._refused is None:
+            from robustbench_interp.probe import probe_interpreters
+
+            specs = self.interpreters()
+            # the maps' shape and values are left to the conformance checks, which name the property
+            self._refused, _seconds = probe_interpreters(((s, {}) for s in specs), attacking=specs, check_maps=False)
+        return self._refused
+
+    def refuse(self, spec: str) -> None:
+        """Fail the current test at once when ``spec`` failed the probe."""
+        reason = self.refused().get(spec)
+        if reason is not None:
+            pytest.fail(f"interpreter {spec} fails on a tiny batch (before any model is trained): {reason}",
+                        pytrace=False)
 
     def models(self) -> list[str]:
         return selected_models(self.track, self.opt("rbi_models"))
@@ -203,6 +223,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     suite = config.stash.get(SUITE_KEY, None)
     if suite is not None and suite.usage_error:
         raise pytest.UsageError(suite.usage_error)
+    if suite is not None and any(name.startswith("rbi_") for item in items for name in getattr(item, "fixturenames", ())):
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        for spec, reason in suite.refused().items():  # said before the first test runs; its tests fail at once
+            if reporter is not None:
+                reporter.write_line(f"rbi: interpreter {spec} fails on a tiny batch: {reason}", red=True)
 
 
 @pytest.fixture(scope="session")
@@ -214,17 +239,20 @@ def rbi_suite(request: pytest.FixtureRequest) -> Suite:
 @pytest.fixture(scope="module")
 def rbi_interp(rbi_suite: Suite, rbi_interpreter: str):
     """The interpreter ``rbi_interpreter`` (a selected spec), built."""
+    rbi_suite.refuse(rbi_interpreter)
     return rbi_suite.interpreter(rbi_interpreter)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def rbi_model(rbi_suite: Suite):
-    """The first selected base model of the track (trained or loaded), for conformance checks."""
+    """The first selected base model of the track (trained or loaded once, then cached by the
+    runner), for conformance checks. Function-scoped, so that a plug-in refused by its
+    ``rbi_interp`` fixture fails before a model is trained."""
     with rbi_suite.visible():
         return rbi_suite.bench.resources.base(rbi_suite.track, rbi_suite.models()[0])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def rbi_batch(rbi_suite: Suite):
     """Eight validation images and their labels (on the suite's device)."""
     data = rbi_suite.bench.resources.data(rbi_suite.track)

@@ -14,6 +14,7 @@ import pytest
 
 def test_adaptive(rbi_suite, rbi_cell, record_property):
     cell = rbi_cell
+    rbi_suite.refuse(cell.interpreter)
     if not rbi_suite.interpreter(cell.interpreter, cell.interpreter_params).differentiable:
         pytest.skip(f"{cell.interpreter!r} is not differentiable: transfer cells only")
     with rbi_suite.visible():
@@ -45,6 +46,7 @@ def test_adaptive(rbi_suite, rbi_cell, record_property):
 
 def test_transfer(rbi_suite, rbi_transfer, record_property):
     cell, spec = rbi_transfer
+    rbi_suite.refuse(spec)
     with rbi_suite.visible():
         rbi_suite.bench.run_cell(cell)
         record = rbi_suite.bench.score_cell(cell, spec)

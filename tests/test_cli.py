@@ -18,8 +18,19 @@ def cells_of(*argv: str):
     return attacked, scorers
 
 
-def test_the_default_grid_attacks_through_grad_cam_only():
+def test_the_default_grid_is_the_quick_job_one_seed_with_the_presets():
+    from robustbench_interp.grid import QUICK_SEEDS, quick_models
+
     cells, scorers = cells_of()
+    assert {c.interpreter for c in cells} == set(RUN_ATTACKERS) and {c.seed for c in cells} == set(QUICK_SEEDS)
+    assert all(c.search is None for c in cells)  # the presets, whatever the main job's budget
+    assert len(cells) == len(MODELS) * len(ATTACKS) * len(QUICK_SEEDS)  # the models are the caller's
+    assert quick_models("tiny", MODELS) == ["resnet"] and quick_models("tiny", ["vgg", "densenet"]) == ["vgg"]
+    assert scorers[0] == "gradcam" and "lrp_t" in scorers
+
+
+def test_the_main_grid_attacks_through_grad_cam_only():
+    cells, scorers = cells_of("--grid", "main")
     assert {c.interpreter for c in cells} == set(RUN_ATTACKERS)
     assert len(cells) == len(MODELS) * len(ATTACKS) * 3  # the tiny track's three seeds
     assert [c.seed for c in cells] == sorted(c.seed for c in cells)  # seed-major
@@ -176,10 +187,12 @@ def test_rbi_run_exits_1_and_lists_each_failed_cell_with_its_reason(random_resne
     root = random_resnet_cache
     (root / "rbi_boom_mod.py").write_text("raise RuntimeError('boom at import')\n")
     monkeypatch.syspath_prepend(str(root))
-    code = main(["run", *QUICK_RUN, "--interpreter", "rbi_boom_mod:X", "--interpreter", "gradcam",
+    code = main(["run", *QUICK_RUN, "--grid", "main", "--interpreter", "rbi_boom_mod:X", "--interpreter", "gradcam",
                  "--store", str(root / "store"), "--leaderboard-dir", str(root / "board")])
     err = capsys.readouterr().err
     assert code == 1 and "3 cells failed" in err  # the plug-in's cell for each of the three seeds
+    # said first, before any base model is loaded or cell computed (the probe of robustbench_interp.probe)
+    assert err.splitlines()[0].startswith("[rbi] interpreter rbi_boom_mod:X fails on a tiny batch")
     assert "failed: tiny-resnet-location-rbi_boom_mod:X: PluginImportError" in err and "boom at import" in err
     scores = (root / "board" / "tiny" / "scores.csv").read_text()
     assert "resnet,location,gradcam,gradcam" in scores  # the other cell carried on, and is on the board

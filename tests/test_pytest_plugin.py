@@ -129,6 +129,32 @@ def test_robustness_cells_report_fsr_and_fail_only_when_not_computed(suite_dir):
     assert (suite_dir.path / "store" / "cells").is_dir()
 
 
+def test_a_plug_in_that_raises_fails_its_tests_at_once_with_the_reason(suite_dir, monkeypatch):
+    import time
+
+    from robustbench_interp.resources import Resources
+
+    suite_dir.makepyfile(rbi_raises_mod="""
+from robustbench_interp import Interpreter
+
+
+class Raises(Interpreter):
+    def explain(self, model, x, target, *, layer=None, create_graph=False):
+        raise RuntimeError("forgot to return the map")
+""")
+    suite_dir.syspathinsert()
+    base = Resources.base
+    monkeypatch.setattr(Resources, "base", lambda *a, **k: pytest.fail("a base model was loaded") or base(*a, **k))
+    started = time.perf_counter()
+    result = run(suite_dir, "--rbi-attacks", "location", "--rbi-interpreter", "rbi_raises_mod:Raises", "-x")
+    assert time.perf_counter() - started < 10
+    result.assert_outcomes(errors=1)  # the first test's fixture, stopped by -x before anything else ran
+    result.stdout.fnmatch_lines([
+        "rbi: interpreter rbi_raises_mod:Raises fails on a tiny batch: *forgot to return the map*",
+        "*interpreter rbi_raises_mod:Raises fails on a tiny batch (before any model is trained)*",
+    ])
+
+
 def test_max_fsr_turns_the_goal_into_a_gate(suite_dir):
     result = run(suite_dir, "test_robustness.py", "--rbi-attacks", "location", "--rbi-interpreter", "gradcam",
                  "-k", "not transfer", "--rbi-max-fsr", "-1")
