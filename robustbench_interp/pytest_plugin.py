@@ -260,10 +260,34 @@ def rbi_batch(rbi_suite: Suite):
     return data.eval_x[:8].to(device), data.eval_y[:8].to(device)
 
 
+def _is_worker(config: pytest.Config) -> bool:
+    """True in a pytest-xdist worker (``pytest suites/ -n auto``): its cells' outcomes go to the
+    controller, which prints the table and writes the leaderboard once."""
+    return hasattr(config, "workerinput")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In an xdist worker: hand the cells' outcomes to the controller."""
+    config = session.config
+    suite = config.stash.get(SUITE_KEY, None)
+    if _is_worker(config) and suite is not None:
+        config.workeroutput["rbi_results"] = list(suite.results)  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """In the xdist controller: gather a finished worker's outcomes (the workers share the store, whose
+    claims keep them from computing a cell twice)."""
+    results = getattr(node, "workeroutput", {}).get("rbi_results")
+    if results:
+        _suite(node.config).results.extend(results)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     suite = config.stash.get(SUITE_KEY, None)
-    if suite is None or not suite.results:
+    if suite is None or not suite.results or _is_worker(config):
         return
+    suite.results.sort(key=lambda r: (r["kind"], r["label"]))  # the same table whatever the workers' order
     from tabulate import tabulate
 
     rows = [[r["kind"], r["label"], r["status"], r["fsr"], r["baseline_fsr"], r["top1_drop"]] for r in suite.results]

@@ -155,6 +155,25 @@ class Raises(Interpreter):
     ])
 
 
+def test_the_suites_spread_over_xdist_workers_share_the_store_and_report_once(suite_dir):
+    """``pytest suites/ -n 2``: the cells spread over two worker processes against one store; the
+    controller prints the FSR table and writes the leaderboard once, with the numbers of a serial run."""
+    pytest.importorskip("xdist")
+    args = ["test_robustness.py", "--rbi-attacks", "location,topk", "--rbi-interpreter", "gradcam", "-p",
+            "no:cacheprovider", "--rbi-models", "vgg", "--rbi-eval-size", "8", "--rbi-accuracy-size", "64",
+            "--rbi-steps", "2", "--rbi-seeds", "0"]
+    boards = {}
+    for name, extra in (("parallel", ["-n", "2"]), ("serial", [])):
+        store, board = suite_dir.path / f"store-{name}", suite_dir.path / f"board-{name}"
+        result = suite_dir.runpytest_subprocess(*args, *extra, "--rbi-store", str(store), "--rbi-leaderboard",
+                                                str(board))
+        result.assert_outcomes(passed=4)  # two adaptive cells, two transfer cells (lrp_t's manipulations)
+        assert result.stdout.str().count("robustbench_interp: fooling success rates") == 1
+        result.stdout.fnmatch_lines(["*adaptive*tiny-vgg-location-gradcam*ok*", "*leaderboard written*"])
+        boards[name] = (board / "tiny" / "scores.csv").read_text()
+    assert boards["parallel"] == boards["serial"]
+
+
 def test_max_fsr_turns_the_goal_into_a_gate(suite_dir):
     result = run(suite_dir, "test_robustness.py", "--rbi-attacks", "location", "--rbi-interpreter", "gradcam",
                  "-k", "not transfer", "--rbi-max-fsr", "-1")
