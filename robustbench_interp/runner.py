@@ -42,7 +42,7 @@ from torch import nn
 
 from robustbench_interp.attacks import ATTACKS, get_attack
 from robustbench_interp.attacks.attacker import ATTACKER_VERSION, SearchResult, planned_minibatches, search
-from robustbench_interp.attacks.finetune import ManipulationRun
+from robustbench_interp.attacks.finetune import ManipulationRun, ReferenceCache
 from robustbench_interp.claims import Claims
 from robustbench_interp.config import AttackParams, CellConfig
 from robustbench_interp.errors import (
@@ -206,6 +206,7 @@ class Runner:
                    ) -> tuple[nn.Module, dict[str, Any]]:
         """The fine-tuning of :meth:`_manipulate`, its weights saved at ``path``."""
         base = self.resources.base(cfg.track, cfg.model)
+        cache = ReferenceCache() if cfg.search is not None else None  # the search's runs share the reference maps
 
         def start(params: AttackParams, progress: Callable[..., None] | None = None) -> ManipulationRun:
             def report(step: int, total: int, losses: dict[str, float]) -> None:
@@ -216,7 +217,7 @@ class Runner:
                 base.model, base.target_layer, interpreter, get_attack(cfg.attack), params,
                 self.resources.data(cfg.track).train, self.resources.fooling_data(cfg),
                 attack_params=dict(cfg.attack_params), classes=cfg.classes, seed=cfg.seed,
-                device=self.resources.device, progress=progress or report,
+                device=self.resources.device, progress=progress or report, reference_cache=cache,
             )
 
         found: dict[str, Any] = {}

@@ -125,6 +125,33 @@ def expected_grid(interpreter: Interpreter, model: nn.Module, layer: nn.Module |
     return (int(outputs[0].shape[-2]), int(outputs[0].shape[-1]))
 
 
+class ReferenceCache:
+    """The original model's maps, computed once for the runs of one search.
+
+    The configurations of a search (:mod:`robustbench_interp.attacks.attacker`) share the seed, so
+    they see the same minibatches in the same order, with the same noise seed at each optimizer
+    step; the original model's maps of a step (Top-k, Center-mass and Active compare with them) are
+    therefore the same for each of them, and are computed once. An entry is keyed by the step's
+    noise seed, the batch's shape and checksums of its images and labels, so a run that saw other
+    data computes its own. Entries are kept up to ``max_bytes`` (then computed as usual)."""
+
+    def __init__(self, max_bytes: int = 1 << 30) -> None:
+        self.max_bytes, self.bytes, self.hits = int(max_bytes), 0, 0
+        self._maps: dict[tuple[Any, ...], tuple[Tensor, ...]] = {}
+
+    def get(self, key: tuple[Any, ...], compute: Callable[[], tuple[Tensor, ...]]) -> tuple[Tensor, ...]:
+        """The maps of ``key``, computed by ``compute`` the first time (and kept while there is room)."""
+        found = self._maps.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        maps = compute()
+        size = sum(m.numel() * m.element_size() for m in maps)
+        if self.bytes + size <= self.max_bytes:
+            self._maps[key], self.bytes = maps, self.bytes + size
+        return maps
+
+
 class _Penalty:
     """The penalty L_F of one attack, with the original model's maps as the frozen reference."""
 
@@ -137,9 +164,10 @@ class _Penalty:
         attack_params: Any,
         classes: tuple[int, int] | None,
         surrogate: Callable[[Tensor], Tensor] | None = None,
+        cache: ReferenceCache | None = None,
     ) -> None:
         self.attack, self.interpreter, self.attack_params, self.classes = attack, interpreter, attack_params, classes
-        self.surrogate = surrogate
+        self.surrogate, self.cache = surrogate, cache
         self.model0, self.layer0 = model0, layer0
         self.grid: tuple[int, int] | None = None
 
@@ -156,8 +184,17 @@ class _Penalty:
         interpreter = self.interpreter.reseeded(noise_seed)
         targets = self.attack.targets(y, self.classes)
         h = tuple(self._maps(interpreter, model, layer, x, t, graph=True) for t in targets)
-        h0 = (tuple(self._maps(interpreter, self.model0, self.layer0, x, t, graph=False) for t in targets)
-              if self.attack.uses_reference else None)
+        h0 = None
+        if self.attack.uses_reference:
+            def reference() -> tuple[Tensor, ...]:
+                return tuple(self._maps(interpreter, self.model0, self.layer0, x, t, graph=False) for t in targets)
+
+            if self.cache is None:
+                h0 = reference()
+            else:
+                key = (noise_seed, tuple(x.shape), float(x.detach().double().sum()),
+                       tuple(int(t.sum()) for t in targets))
+                h0 = self.cache.get(key, reference)
         if self.surrogate is not None:
             h = tuple(self.surrogate(m) for m in h)
             h0 = None if h0 is None else tuple(self.surrogate(m) for m in h0)
@@ -257,7 +294,8 @@ class ManipulationRun:
     measure it and carry on with it later. The learning-rate schedule (its cooldown) is that of the
     run's full length ``params.steps``, so a run advanced in segments follows exactly the trajectory
     of one run to the end: stopping at a rung changes nothing about the later steps. Arguments as
-    :func:`manipulate`."""
+    :func:`manipulate`; ``reference_cache`` (a :class:`ReferenceCache`) is shared by the runs of one
+    search, so that the original model's maps of a step are computed once for all of them."""
 
     def __init__(
         self,
@@ -274,6 +312,7 @@ class ManipulationRun:
         seed: int = 0,
         device: torch.device | str = "cpu",
         progress: ProgressFn | None = None,
+        reference_cache: ReferenceCache | None = None,
     ) -> None:
         from robustbench_interp.attacks.registry import get_attack
 
@@ -301,7 +340,8 @@ class ManipulationRun:
         self.penalty: _Penalty | None = None
         self.masking: _MaskingCheck | None = None
         if adaptive is not None:
-            self.penalty = _Penalty(attack, adaptive, model0, layer0, attack_params, classes, surrogate)
+            self.penalty = _Penalty(attack, adaptive, model0, layer0, attack_params, classes, surrogate,
+                                    reference_cache)
             self.masking = _MaskingCheck(list(model.parameters()), min(MASKING_CHECK_STEPS, self.total * self.replays),
                                          adaptive, attack)
         total, cooldown = self.total, params.cooldown
