@@ -130,8 +130,6 @@ def test_robustness_cells_report_fsr_and_fail_only_when_not_computed(suite_dir):
 
 
 def test_a_plug_in_that_raises_fails_its_tests_at_once_with_the_reason(suite_dir, monkeypatch):
-    import time
-
     from robustbench_interp.resources import Resources
 
     suite_dir.makepyfile(rbi_raises_mod="""
@@ -145,9 +143,7 @@ class Raises(Interpreter):
     suite_dir.syspathinsert()
     base = Resources.base
     monkeypatch.setattr(Resources, "base", lambda *a, **k: pytest.fail("a base model was loaded") or base(*a, **k))
-    started = time.perf_counter()
     result = run(suite_dir, "--rbi-attacks", "location", "--rbi-interpreter", "rbi_raises_mod:Raises", "-x")
-    assert time.perf_counter() - started < 10
     result.assert_outcomes(errors=1)  # the first test's fixture, stopped by -x before anything else ran
     result.stdout.fnmatch_lines([
         "rbi: interpreter rbi_raises_mod:Raises fails on a tiny batch: *forgot to return the map*",
