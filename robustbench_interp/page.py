@@ -502,9 +502,10 @@ def gallery_section(figures: list[Figure], track: str) -> str:
             on = f"on {f.model}" if f.model else "on every model"
             alt = (f"Heatmaps of {track}, {attack} fooling {on}: for each adaptive cell, test images with the "
                    "original and the manipulated model's maps")
-            caption = (f"{f.path.name}: {attack} fooling {on}; one row per adaptive cell (model and attacking "
-                       "interpreter, seed 0): for three test images, the image, the original map and the "
-                       "manipulated map (an empty or constant map is labelled so).")
+            rows = ("one row per attacking interpreter (its lowest seed)" if f.model else
+                    "one row per adaptive cell (model and attacking interpreter, seed 0)")
+            caption = (f"{f.path.name}: {attack} fooling {on}; {rows}: for three test images, the image, the "
+                       "original map and the manipulated map (an empty or constant map is labelled so).")
             data = f' data-model="{_esc(f.model)}"' if f.model else ""
             items.append(f"<figure{data}>{_img(f.path, alt, f.size)}<figcaption>{_esc(caption)}</figcaption></figure>")
         parts.append(f"<h3>{_esc(attack)}</h3>" + "".join(items))
