@@ -487,7 +487,7 @@ def budget_section(figures: list[Path], search: tuple[pd.DataFrame, pd.DataFrame
 def gallery_section(figures: list[Figure], track: str) -> str:
     """The heatmap figures, one group per attack (in the attacks' order), by model within a group."""
     if not figures:
-        return _absent("No heatmap figures in this folder (rbi leaderboard --figures --store STORE draws them).")
+        return _absent("No heatmap figures in this folder (rbi leaderboard --figures --store STORE --leaderboard-dir DIR draws them).")
     models = list(dict.fromkeys(f.model for f in sorted(figures, key=lambda f: f.model or "") if f.model))
     bar = ""
     if models:

@@ -4,8 +4,18 @@ base model is loaded or any cell computed.
 A plug-in's own mistakes (an import that fails, a constructor that refuses its keywords, an
 ``explain`` with the wrong signature, a map of the wrong shape or with NaNs) would otherwise surface
 minutes later, after a base model was trained or a manipulation ran. :func:`probe_interpreters`
-finds them in seconds, on two random 64x64 images and a tiny VGG-style network with random weights
-(whatever the track: the probe checks the plug-in's code, not its maps), and says what to fix.
+finds them in seconds, on two random images through a randomly initialised model of the run's
+first architecture, track and device (the probe checks the plug-in's code, not its maps), inside the
+same isolation as every interpreter call (a plug-in that changes the default dtype or leaves a
+hook is refused), and says what to fix.
+
+Two verdicts, so that a method that cannot keep the graph loses only what needs it:
+
+- **refused**: it cannot be built, or ``explain`` fails (or, with ``check_maps``, returns a bad map)
+  without ``create_graph``: none of its cells can run;
+- **not attackable here**: it works without the graph but fails with ``create_graph=True`` (asked
+  only of attacking, differentiable interpreters): its adaptive cells cannot run, its transfer
+  scores can.
 
 What the probe does not judge: whether the maps depend on the weights (a cell's gradient-masking
 check decides that, and an interpreter that fails it is scored by transfer, not refused), nor any
@@ -17,14 +27,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from robustbench_interp.errors import RBIError
 
-#: Images and classes of the probe batch.
-PROBE_BATCH, PROBE_SIZE, PROBE_CLASSES = 2, 64, 10
+#: Images of the probe batch.
+PROBE_BATCH = 2
+
+
+@dataclass
+class ProbeResult:
+    """What :func:`probe_interpreters` found: ``refused`` (spec -> reason: none of its cells can run),
+    ``not_attackable`` (spec -> reason: only its adaptive cells cannot) and the seconds it took."""
+
+    refused: dict[str, str] = field(default_factory=dict)
+    not_attackable: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 def is_builtin(spec: str) -> bool:
@@ -40,26 +61,28 @@ def is_builtin(spec: str) -> bool:
     return origin == "built-in" or origin.startswith("robustbench_interp.")
 
 
-def _probe_model() -> tuple[torch.nn.Module, torch.nn.Module]:
-    """A tiny VGG-style network with random weights (seeded) and its target layer."""
-    from robustbench_interp.models.zoo import load_tiny
+def probe_model(track: str = "tiny", model: str | None = None, device: str | torch.device = "cpu") -> Any:
+    """A randomly initialised ``model`` of ``track`` (its first standard one when None) on ``device``,
+    seeded, as a :class:`~robustbench_interp.models.base.LoadedModel`."""
+    from robustbench_interp.models import list_models
+    from robustbench_interp.models.zoo import load_model
 
+    name = model or next(m for m in list_models(track) if not m.endswith("-adv"))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = load_tiny("vgg", False, "random", None, False).eval()
-    return model, dict(model.named_modules())[model.target_layer_name]
+        return load_model(track, name, weights="random", device=device, progress=False)
 
 
-def probe_interpreter(spec: str, params: Mapping[str, Any] | None = None, *, attacking: bool = False,
+def probe_interpreter(spec: str, params: Mapping[str, Any] | None = None, *, loaded: Any, graph: bool = False,
                       check_maps: bool = True) -> str | None:
-    """Build ``spec`` with ``params`` and run it once on the probe batch (with ``create_graph`` when
-    it attacks and declares itself differentiable); None when that works, else the reason, which
+    """Build ``spec`` with ``params`` and run it once on two random images through ``loaded`` (a
+    :func:`probe_model`), with ``create_graph=graph``; None when that works, else the reason, which
     names the spec and the fix. With ``check_maps`` the map must also be a finite floating
-    ``[B, h, w]`` tensor on the expected grid (``pytest suites/`` leaves that to its conformance
-    checks, which name the property)."""
+    ``[B, h, w]`` tensor on the expected grid."""
     from robustbench_interp.attacks.finetune import expected_grid
     from robustbench_interp.interpreters import get_interpreter
     from robustbench_interp.interpreters.base import check_map
+    from robustbench_interp.interpreters.isolation import isolated
 
     try:
         interp = get_interpreter(spec, **dict(params or {}))
@@ -67,38 +90,56 @@ def probe_interpreter(spec: str, params: Mapping[str, Any] | None = None, *, att
         return f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - any failure of a plug-in's import or constructor is reported
         return f"building {spec!r} raised {type(exc).__name__}: {exc}"
-    model, layer = _probe_model()
+    model, layer = loaded.model, loaded.target_layer
+    device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(0)
-    x = torch.rand(PROBE_BATCH, 3, PROBE_SIZE, PROBE_SIZE, generator=generator)
-    target = torch.arange(PROBE_BATCH) % PROBE_CLASSES
-    graph = attacking and interp.differentiable
+    x = torch.rand(PROBE_BATCH, 3, *loaded.input_size, generator=generator).to(device)
+    target = (torch.arange(PROBE_BATCH) % loaded.num_classes).to(device)
     try:
-        h = interp.explain(model, x, target, layer=layer, create_graph=graph)
+        with isolated(spec, model):
+            h = interp.explain(model, x, target, layer=layer, create_graph=graph)
         if check_maps:
             check_map(spec, h, PROBE_BATCH, expected_grid(interp, model, layer, x))
     except RBIError as exc:
         return f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - the plug-in's explain failed: say where, and the contract
-        return (f"{spec}.explain(model, x[{PROBE_BATCH},3,{PROBE_SIZE},{PROBE_SIZE}], target[{PROBE_BATCH}], "
-                f"layer=<target layer>, create_graph={graph}) raised {type(exc).__name__}: {exc}; explain must "
-                "return a finite Tensor[B, h, w] (the input's grid, or the target layer's for layer_level = True)")
+        return (f"{spec}.explain(model, x[{PROBE_BATCH},3,{loaded.input_size[0]},{loaded.input_size[1]}], "
+                f"target[{PROBE_BATCH}], layer=<target layer>, create_graph={graph}) raised {type(exc).__name__}: "
+                f"{exc}; explain must return a finite Tensor[B, h, w] (the input's grid, or the target layer's for "
+                "layer_level = True)")
     return None
 
 
+def _differentiable(spec: str, params: Mapping[str, Any]) -> bool:
+    from robustbench_interp.interpreters import get_interpreter
+
+    return bool(get_interpreter(spec, **dict(params)).differentiable)
+
+
 def probe_interpreters(specs: Iterable[tuple[str, Mapping[str, Any]]], attacking: Iterable[str] = (), *,
-                       check_maps: bool = True) -> tuple[dict[str, str], float]:
+                       check_maps: bool = True, track: str = "tiny", model: str | None = None,
+                       device: str | torch.device = "cpu") -> ProbeResult:
     """Probe every plug-in among ``specs`` (``(spec, params)`` pairs; built-ins are skipped, each
-    spec probed once, attacking when it is in ``attacking``; ``check_maps`` as in
-    :func:`probe_interpreter`). Returns ``{spec: reason}`` for those that failed, and the seconds it took."""
+    (spec, params) probed once) on a :func:`probe_model` of ``track``, ``model`` and ``device``:
+    without the graph, and for those in ``attacking`` that declare themselves differentiable, with
+    it (see the module doc for the two verdicts; ``check_maps`` as in :func:`probe_interpreter`)."""
     started = time.perf_counter()
     attacking = set(attacking)
-    failures: dict[str, str] = {}
-    seen: set[str] = set()
+    result = ProbeResult()
+    seen: set[tuple[str, str]] = set()
+    loaded = None
     for spec, params in specs:
-        if spec in seen or is_builtin(spec):
+        key = (spec, repr(sorted(dict(params).items())))
+        if key in seen or is_builtin(spec):
             continue
-        seen.add(spec)
-        reason = probe_interpreter(spec, params, attacking=spec in attacking, check_maps=check_maps)
+        seen.add(key)
+        loaded = loaded or probe_model(track, model, device)
+        reason = probe_interpreter(spec, params, loaded=loaded, check_maps=check_maps)
         if reason is not None:
-            failures[spec] = reason
-    return failures, time.perf_counter() - started
+            result.refused[spec] = reason
+        elif spec in attacking and _differentiable(spec, params):
+            reason = probe_interpreter(spec, params, loaded=loaded, graph=True, check_maps=check_maps)
+            if reason is not None:
+                result.not_attackable[spec] = reason
+    result.seconds = time.perf_counter() - started
+    return result

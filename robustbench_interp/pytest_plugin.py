@@ -64,7 +64,7 @@ class Suite:
     results: list[dict[str, Any]] = field(default_factory=list)
     usage_error: str | None = None
     _bench: Any = None
-    _refused: dict[str, str] | None = None
+    _probe: Any = None
 
     def opt(self, name: str) -> Any:
         return self.config.getoption(name)
@@ -85,21 +85,25 @@ class Suite:
             return []
         return specs
 
-    def refused(self) -> dict[str, str]:
-        """``{spec: reason}`` of the selected plug-ins that cannot be built or raise on a tiny batch
-        (:mod:`robustbench_interp.probe`), probed once, before any model is trained: their tests fail
-        at once with the reason instead of after a base model's training."""
-        if self._refused is None:
+    def probed(self) -> Any:
+        """The probe of the selected plug-ins (:mod:`robustbench_interp.probe`: built and run on a tiny
+        batch through a random model of the track, once, before any model is trained), so that their
+        tests fail at once with the reason instead of after a base model's training. The maps' shape
+        and values are left to the conformance checks, which name the property."""
+        if self._probe is None:
             from robustbench_interp.probe import probe_interpreters
 
-            specs = self.interpreters()
-            # the maps' shape and values are left to the conformance checks, which name the property
-            self._refused, _seconds = probe_interpreters(((s, {}) for s in specs), attacking=specs, check_maps=False)
-        return self._refused
+            specs, models = self.interpreters(), self.models()
+            self._probe = probe_interpreters(((s, {}) for s in specs), attacking=specs, check_maps=False,
+                                             track=self.track, model=models[0] if models else None,
+                                             device=self.opt("rbi_device"))
+        return self._probe
 
-    def refuse(self, spec: str) -> None:
-        """Fail the current test at once when ``spec`` failed the probe."""
-        reason = self.refused().get(spec)
+    def refuse(self, spec: str, *, attacking: bool = False) -> None:
+        """Fail the current test at once when ``spec`` failed the probe (``attacking``: also when it
+        fails only with ``create_graph``, which its adaptive cells need)."""
+        probe = self.probed()
+        reason = probe.refused.get(spec) or (probe.not_attackable.get(spec) if attacking else None)
         if reason is not None:
             pytest.fail(f"interpreter {spec} fails on a tiny batch (before any model is trained): {reason}",
                         pytrace=False)
@@ -225,9 +229,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(suite.usage_error)
     if suite is not None and any(name.startswith("rbi_") for item in items for name in getattr(item, "fixturenames", ())):
         reporter = config.pluginmanager.get_plugin("terminalreporter")
-        for spec, reason in suite.refused().items():  # said before the first test runs; its tests fail at once
+        probe = suite.probed()  # said before the first test runs; its tests fail at once
+        for spec, reason in probe.refused.items():
             if reporter is not None:
                 reporter.write_line(f"rbi: interpreter {spec} fails on a tiny batch: {reason}", red=True)
+        for spec, reason in probe.not_attackable.items():
+            if reporter is not None:
+                reporter.write_line(f"rbi: interpreter {spec} fails with create_graph=True on a tiny batch (its "
+                                    f"adaptive cells fail, its transfer cells run): {reason}", red=True)
 
 
 @pytest.fixture(scope="session")

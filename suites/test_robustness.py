@@ -14,7 +14,7 @@ import pytest
 
 def test_adaptive(rbi_suite, rbi_cell, record_property):
     cell = rbi_cell
-    rbi_suite.refuse(cell.interpreter)
+    rbi_suite.refuse(cell.interpreter, attacking=True)
     if not rbi_suite.interpreter(cell.interpreter, cell.interpreter_params).differentiable:
         pytest.skip(f"{cell.interpreter!r} is not differentiable: transfer cells only")
     with rbi_suite.visible():
