@@ -220,24 +220,19 @@ def _probe(cells: list, scorers: list[str], track: str, model: str, device: str
     from robustbench_interp.probe import probe_interpreters
 
     attacked = [c for c in cells if not c.is_control]
+    attackers = {c.interpreter for c in attacked}
     specs = [*((c.interpreter, dict(c.interpreter_params)) for c in attacked), *((s, {}) for s in scorers)]
-    probe = probe_interpreters(specs, attacking={c.interpreter for c in attacked}, track=track, model=model,
-                               device=device)
-    for spec, reason in probe.refused.items():
-        print(f"[rbi] interpreter {spec} fails on a tiny batch ({probe.seconds:.1f} s, before any work): {reason}",
-              file=sys.stderr, flush=True)
-    for spec, reason in probe.not_attackable.items():
-        print(f"[rbi] interpreter {spec} fails with create_graph=True on a tiny batch ({probe.seconds:.1f} s, "
-              f"before any work): its adaptive cells are not computed, its transfer scores are: {reason}",
-              file=sys.stderr, flush=True)
+    probe = probe_interpreters(specs, attacking=attackers, track=track, model=model, device=device)
+    for line in probe.lines():
+        print(f"[rbi] {line}", file=sys.stderr, flush=True)
     blocked = {**probe.not_attackable, **probe.refused}
     if not blocked:
         return cells, scorers, []
+    print(f"[rbi] (probed in {probe.seconds:.1f} s, before any work)", file=sys.stderr, flush=True)
     kept = [c for c in attacked if c.interpreter not in blocked]
     needed = {c.control.cell_id for c in kept if c.search is None}  # a searched cell's control comes after it
     cells = [c for c in cells if (c.cell_id in needed if c.is_control else c.interpreter not in blocked)]
     refused = [(c.label, blocked[c.interpreter]) for c in attacked if c.interpreter in blocked]
-    attackers = {c.interpreter for c in attacked}
     refused += [(f"scoring with {s}", probe.refused[s]) for s in scorers if s in probe.refused and s not in attackers]
     return cells, [s for s in scorers if s not in probe.refused], refused
 

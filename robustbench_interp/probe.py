@@ -47,6 +47,12 @@ class ProbeResult:
     not_attackable: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def lines(self) -> list[str]:
+        """One line per plug-in that failed, naming it, what it loses and the reason."""
+        return [*(f"interpreter {spec} fails on a tiny batch: {reason}" for spec, reason in self.refused.items()),
+                *(f"interpreter {spec} fails with create_graph=True on a tiny batch (its adaptive cells are not "
+                  f"computed, its transfer scores are): {reason}" for spec, reason in self.not_attackable.items())]
+
 
 def is_builtin(spec: str) -> bool:
     """True for an interpreter registered by this package itself (not a plug-in, not an import path)."""
@@ -79,17 +85,28 @@ def probe_interpreter(spec: str, params: Mapping[str, Any] | None = None, *, loa
     :func:`probe_model`), with ``create_graph=graph``; None when that works, else the reason, which
     names the spec and the fix. With ``check_maps`` the map must also be a finite floating
     ``[B, h, w]`` tensor on the expected grid."""
-    from robustbench_interp.attacks.finetune import expected_grid
+    interp = _build(spec, params)
+    return interp if isinstance(interp, str) else _run(interp, spec, loaded, graph=graph, check_maps=check_maps)
+
+
+def _build(spec: str, params: Mapping[str, Any] | None) -> Any:
+    """The interpreter ``spec`` built with ``params``, or the reason it cannot be (a str)."""
     from robustbench_interp.interpreters import get_interpreter
-    from robustbench_interp.interpreters.base import check_map
-    from robustbench_interp.interpreters.isolation import isolated
 
     try:
-        interp = get_interpreter(spec, **dict(params or {}))
+        return get_interpreter(spec, **dict(params or {}))
     except RBIError as exc:
         return f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - any failure of a plug-in's import or constructor is reported
         return f"building {spec!r} raised {type(exc).__name__}: {exc}"
+
+
+def _run(interp: Any, spec: str, loaded: Any, *, graph: bool, check_maps: bool) -> str | None:
+    """Run the built ``interp`` once on the probe batch (see :func:`probe_interpreter`)."""
+    from robustbench_interp.attacks.finetune import expected_grid
+    from robustbench_interp.interpreters.base import check_map
+    from robustbench_interp.interpreters.isolation import isolated
+
     model, layer = loaded.model, loaded.target_layer
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(0)
@@ -110,12 +127,6 @@ def probe_interpreter(spec: str, params: Mapping[str, Any] | None = None, *, loa
     return None
 
 
-def _differentiable(spec: str, params: Mapping[str, Any]) -> bool:
-    from robustbench_interp.interpreters import get_interpreter
-
-    return bool(get_interpreter(spec, **dict(params)).differentiable)
-
-
 def probe_interpreters(specs: Iterable[tuple[str, Mapping[str, Any]]], attacking: Iterable[str] = (), *,
                        check_maps: bool = True, track: str = "tiny", model: str | None = None,
                        device: str | torch.device = "cpu") -> ProbeResult:
@@ -133,12 +144,16 @@ def probe_interpreters(specs: Iterable[tuple[str, Mapping[str, Any]]], attacking
         if key in seen or is_builtin(spec):
             continue
         seen.add(key)
+        interp = _build(spec, params)
+        if isinstance(interp, str):
+            result.refused[spec] = interp
+            continue
         loaded = loaded or probe_model(track, model, device)
-        reason = probe_interpreter(spec, params, loaded=loaded, check_maps=check_maps)
+        reason = _run(interp, spec, loaded, graph=False, check_maps=check_maps)
         if reason is not None:
             result.refused[spec] = reason
-        elif spec in attacking and _differentiable(spec, params):
-            reason = probe_interpreter(spec, params, loaded=loaded, graph=True, check_maps=check_maps)
+        elif spec in attacking and interp.differentiable:
+            reason = _run(interp, spec, loaded, graph=True, check_maps=check_maps)
             if reason is not None:
                 result.not_attackable[spec] = reason
     result.seconds = time.perf_counter() - started

@@ -229,14 +229,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(suite.usage_error)
     if suite is not None and any(name.startswith("rbi_") for item in items for name in getattr(item, "fixturenames", ())):
         reporter = config.pluginmanager.get_plugin("terminalreporter")
-        probe = suite.probed()  # said before the first test runs; its tests fail at once
-        for spec, reason in probe.refused.items():
+        for line in suite.probed().lines():  # said before the first test runs; its tests fail at once
             if reporter is not None:
-                reporter.write_line(f"rbi: interpreter {spec} fails on a tiny batch: {reason}", red=True)
-        for spec, reason in probe.not_attackable.items():
-            if reporter is not None:
-                reporter.write_line(f"rbi: interpreter {spec} fails with create_graph=True on a tiny batch (its "
-                                    f"adaptive cells fail, its transfer cells run): {reason}", red=True)
+                reporter.write_line(f"rbi: {line}", red=True)
 
 
 @pytest.fixture(scope="session")

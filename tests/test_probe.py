@@ -109,8 +109,8 @@ def test_each_spec_is_probed_once_and_with_the_graph_only_when_it_attacks(plugin
     from robustbench_interp import probe
 
     calls = []
-    real = probe.probe_interpreter
-    monkeypatch.setattr(probe, "probe_interpreter", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    real = probe._run
+    monkeypatch.setattr(probe, "_run", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     specs = [(f"{plugin}:Good", {}), ("gradcam", {}), (f"{plugin}:Raises", {}), (f"{plugin}:Good", {})]
     specs.append((f"{plugin}:NeedsGraph", {}))
     result = probe_interpreters(specs, attacking=[f"{plugin}:Good", f"{plugin}:NeedsGraph"])
