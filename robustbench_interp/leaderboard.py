@@ -297,7 +297,9 @@ def aggregate(seeds: pd.DataFrame, degenerate: pd.DataFrame | None = None) -> pd
     return _sort(df[first + [c for c in df.columns if c not in first]], KEYS)
 
 
-def _marks(row: Any) -> str:
+def row_marks(row: Any) -> str:
+    """The marks of an aggregated row (its ``kept``, ``informative``, ``degenerate`` and ``has_control``
+    flags): the legend of the module docstring."""
     return "".join(mark for flag, mark in ((not row.kept, DAGGER), (not row.informative, UNINFORMATIVE),
                                            (row.degenerate, DEGENERATE), (not row.has_control, NO_CONTROL)) if flag)
 
@@ -316,7 +318,7 @@ def _entry(row: Any) -> str:
     if pd.isna(row.fsr):
         return "-"
     spread = "" if pd.isna(row.fsr_std) else f"\u00b1{row.fsr_std:.1f}"
-    return f"{row.fsr:.1f}{spread} ({_fmt(row.baseline_fsr)}, {_fmt(row.control_fsr)}){_marks(row)}"
+    return f"{row.fsr:.1f}{spread} ({_fmt(row.baseline_fsr)}, {_fmt(row.control_fsr)}){row_marks(row)}"
 
 
 #: The numbers of ``fsr.csv`` for each (model, scored interpreter).
@@ -377,7 +379,7 @@ def detail_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         for group in GROUPS:
             if f"{group}.fsr" in rows:
                 line[f"{group} FSR [interval]"] = _interval(r, f"{group}.")
-        line["marks"] = _marks(r)
+        line["marks"] = row_marks(r)
         lines.append(line)
     return rows, pd.DataFrame(lines)
 
@@ -432,13 +434,19 @@ def accuracy_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return numbers, text
 
 
-def _drop_text(control: bool, low: float, high: float) -> str:
+def drop_mark(control: bool, low: float, high: float) -> str:
+    """The accuracy table's mark of a top-1 drop from ``low`` to ``high`` over the seeds: a control
+    that moved top-1 by more than CONTROL_TOP1_CHANGE either way, a manipulation that cost more than
+    MAX_TOP1_DROP; "" otherwise (and for no drop)."""
     if pd.isna(high):
-        return "-"
+        return ""
     if control:
-        moved = max(abs(low), abs(high)) > CONTROL_TOP1_CHANGE
-        return f"{_fmt(high)}{CONTROL_MOVED if moved else ''}"
-    return f"{_fmt(high)}{DAGGER if high > MAX_TOP1_DROP else ''}"
+        return CONTROL_MOVED if max(abs(low), abs(high)) > CONTROL_TOP1_CHANGE else ""
+    return DAGGER if high > MAX_TOP1_DROP else ""
+
+
+def _drop_text(control: bool, low: float, high: float) -> str:
+    return "-" if pd.isna(high) else f"{_fmt(high)}{drop_mark(control, low, high)}"
 
 
 def transfer_matrix(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

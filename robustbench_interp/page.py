@@ -48,6 +48,8 @@ from robustbench_interp.leaderboard import (
     SECTIONS,
     UNINFORMATIVE,
     UNINFORMATIVE_FSR,
+    drop_mark,
+    row_marks,
 )
 from robustbench_interp.store import atomic_write_text
 
@@ -245,12 +247,6 @@ _SEARCH_COUNTS = {"seed", "budget", "configurations", "failed", "spent", "preset
 _SEARCH_PARAMS = {"lr", "lam", "loose_lr", "loose_lam"}
 
 
-def _marks(row: pd.Series) -> str:
-    flags = ((row.get("kept") is False, DAGGER), (row.get("informative") is False, UNINFORMATIVE),
-             (row.get("degenerate") is True, DEGENERATE), (row.get("has_control") is False, NO_CONTROL))
-    return "".join(mark for flag, mark in flags if flag)
-
-
 def _flag(frame: pd.DataFrame, name: str, default: bool) -> pd.Series:
     return frame[name].astype(object).map(lambda v: default if _missing(v) else bool(v)) if name in frame \
         else pd.Series(default, index=frame.index, dtype=object)
@@ -264,7 +260,7 @@ def fsr_section(rows: pd.DataFrame, note: str | None) -> str:
     for name in ("kept", "informative", "has_control", "counted"):
         df[name] = _flag(df, name, True)
     df["degenerate"] = _flag(df, "degenerate", False)
-    df["marks"] = [_marks(r) for _, r in df.iterrows()]
+    df["marks"] = [row_marks(r) for _, r in df.iterrows()]  # the flags made bools above
     classes = ["" if counted else "out" for counted in df["counted"]]
     return (filters(df, FSR_COLUMNS, "fsr-table") + table(df, FSR_COLUMNS, "fsr-table", row_classes=classes)
             + _details(note))
@@ -285,9 +281,8 @@ def _accuracy_marks(row: pd.Series) -> str:
     low, high = _number(row.get("top1_drop_min")), _number(row.get("top1_drop_max"))
     if high is None:
         return ""
-    if str(row.get("interpreter", "")).startswith(CONTROL):
-        return CONTROL_MOVED if max(abs(low if low is not None else high), abs(high)) > CONTROL_TOP1_CHANGE else ""
-    return DAGGER if high > MAX_TOP1_DROP else ""
+    control = str(row.get("interpreter", "")).startswith(CONTROL)  # "control (lr X)" too
+    return drop_mark(control, high if low is None else low, high)
 
 
 def accuracy_section(numbers: pd.DataFrame, note: str | None) -> str:
