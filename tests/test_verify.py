@@ -9,11 +9,16 @@ from robustbench_interp.cli import main
 QUICK = ["--models", "resnet", "--attacks", "location", "--eval-size", "8", "--accuracy-size", "32"]
 
 
-def test_verify_reproduces_a_row_and_catches_a_moved_number(random_resnet_cache, capsys):
-    root = random_resnet_cache
+def published(root, scorer: str):
+    """A board of the Grad-CAM Location cell on the random ResNet, scored by ``scorer`` too."""
     board = root / "board"
-    assert main(["run", *QUICK, "--steps", "2", "--score-with", "lrp_t", "--no-figures", "--store", str(root / "s"),
+    assert main(["run", *QUICK, "--steps", "2", "--score-with", scorer, "--no-figures", "--store", str(root / "s"),
                  "--leaderboard-dir", str(board)]) == 0
+    return board
+
+
+def test_verify_reproduces_a_row_and_catches_a_moved_number(random_resnet_cache, capsys):
+    board = published(random_resnet_cache, "lrp_t")
     capsys.readouterr()
     verify = ["verify", *QUICK, "--leaderboard-dir", str(board)]
     assert main([*verify, "--interpreter", "gradcam"]) == 0  # its adaptive cell
@@ -33,10 +38,7 @@ def test_verify_reproduces_a_row_and_catches_a_moved_number(random_resnet_cache,
 
 
 def test_verify_of_an_interpreter_with_no_row_is_an_error_before_any_work(random_resnet_cache, capsys):
-    root = random_resnet_cache
-    board = root / "board"
-    assert main(["run", *QUICK, "--steps", "2", "--score-with", "gradcam", "--no-figures", "--store", str(root / "s"),
-                 "--leaderboard-dir", str(board)]) == 0
+    board = published(random_resnet_cache, "gradcam")
     capsys.readouterr()
     assert main(["verify", *QUICK, "--leaderboard-dir", str(board), "--interpreter", "simplegrad"]) == 2
     assert "no row of interpreter 'simplegrad'" in capsys.readouterr().err
