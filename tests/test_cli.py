@@ -209,3 +209,13 @@ def test_cells_of_another_evaluation_size_are_not_mixed_into_a_leaderboard(rando
     err = capsys.readouterr().err
     assert "--eval-size 16" in err and "8" in err and "another --leaderboard-dir" in err
     assert (root / "board" / "tiny" / "scores.csv").read_text() == before
+
+
+def test_rbi_run_writes_its_leaderboard_beside_its_store_not_into_the_committed_one(random_resnet_cache, capsys,
+                                                                                   monkeypatch):
+    root = random_resnet_cache
+    monkeypatch.chdir(root)  # a clone: leaderboard/ would be the committed folder
+    assert main(["run", *QUICK_RUN, "--store", "results"]) == 0
+    assert (root / "results" / "leaderboard" / "tiny" / "scores.csv").exists()
+    assert not (root / "leaderboard").exists()
+    assert "leaderboard results/leaderboard/tiny" in capsys.readouterr().err  # said where it goes
