@@ -187,12 +187,15 @@ def _store_for_reading(path: str) -> Store:
     return Store(root)
 
 
-def _figures(bench, board, track: str, out: Path, trusted: Sequence[str] = ()) -> dict[str, Path]:
+def _figures(bench, board, track: str, out: Path, trusted: Sequence[str] = (), *, force: bool = False
+             ) -> dict[str, Path]:
     """Draw the figures of every cell of the leaderboard ``board`` when the run's store holds all of
-    their weights; otherwise keep the figures as they are, and say so. Only registered interpreters
-    and attacks and the ``trusted`` specs (of this command line) are built."""
+    their weights; otherwise keep the figures as they are, and say so. Figures newer than every
+    one of those weights are kept too (a re-run with nothing changed draws nothing) unless
+    ``force``. Only registered interpreters and attacks and the ``trusted`` specs (of this command
+    line) are built."""
     from robustbench_interp.config import CellConfig
-    from robustbench_interp.figures import draw_figures
+    from robustbench_interp.figures import draw_figures, figure_path
 
     try:
         cells = [CellConfig.from_dict(r.config) for r in board.records(track=track, status="ok")]
@@ -205,6 +208,12 @@ def _figures(bench, board, track: str, out: Path, trusted: Sequence[str] = ()) -
         print(f"[rbi] {len(lacking)} of the {len(cells)} cells of {out} have no manipulated weights in "
               f"{bench.store.root}: the figures are left as they are (rbi run --grid leaderboard redraws them)",
               file=sys.stderr, flush=True)
+        return {}
+    newest = max((bench.store.weights_path(bench.weights_key(c)).stat().st_mtime for c in cells), default=0.0)
+    figures = {figure_path(out, c.attack, c.model) for c in cells}
+    if not force and all(p.exists() and p.stat().st_mtime >= newest for p in figures):
+        print(f"[rbi] the figures of {out} are newer than every manipulated model they show: kept "
+              "(rbi leaderboard --figures --store STORE redraws them)", file=sys.stderr, flush=True)
         return {}
     return draw_figures(bench, cells, trusted, out)
 
@@ -331,7 +340,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     written = {}
     if args.figures:  # before the tables: the page (index.html) shows the figures on disk
         bench = Runner(source, device=args.rbi_device, eval_size=args.rbi_eval_size, data_root=args.rbi_data_root)
-        written.update(_figures(bench, board, track, out))
+        written.update(_figures(bench, board, track, out, force=True))
     written.update(write_leaderboard(board, track, out))
     for path in written.values():
         print(path)

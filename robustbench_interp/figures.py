@@ -72,6 +72,11 @@ def model_order(names: Sequence[str]) -> list[str]:
     return sorted(set(names), key=lambda m: (m.removesuffix("-adv"), m.endswith("-adv")))
 
 
+def figure_path(out_dir: str | Path, attack: str, model: str) -> Path:
+    """Where the figure of (``attack``, ``model``) goes under ``out_dir``."""
+    return Path(out_dir) / f"fig_{safe_name(attack)}_{safe_name(model)}.png"
+
+
 def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[str], out_dir: str | Path
                  ) -> dict[str, Path]:
     """Draw ``fig_<attack>_<model>.png`` under ``out_dir`` for the given (ok) cells; returns the
@@ -139,7 +144,7 @@ def draw_figures(bench: Runner, cells: Sequence[CellConfig], trusted: Sequence[s
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
-        path = out / f"fig_{safe_name(attack)}_{safe_name(model)}.png"
+        path = figure_path(out, attack, model)
         atomic_write_bytes(path, buf.getvalue())
         written[path.name] = path
     for attack in {a for a, _m in groups}:  # the earlier layout's one figure per attack

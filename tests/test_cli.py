@@ -219,3 +219,27 @@ def test_rbi_run_writes_its_leaderboard_beside_its_store_not_into_the_committed_
     assert (root / "results" / "leaderboard" / "tiny" / "scores.csv").exists()
     assert not (root / "leaderboard").exists()
     assert "leaderboard results/leaderboard/tiny" in capsys.readouterr().err  # said where it goes
+
+
+def test_a_re_run_with_nothing_changed_keeps_the_figures_and_a_new_manipulation_redraws_them(
+        random_resnet_cache, capsys, monkeypatch):
+    import os
+
+    from robustbench_interp import figures
+
+    root = random_resnet_cache
+    drawn = []
+    real = figures.draw_figures
+    monkeypatch.setattr(figures, "draw_figures", lambda *a, **k: drawn.append(1) or real(*a, **k))
+    args = ["run", *[a for a in QUICK_RUN if a != "--no-figures"], "--store", str(root / "s"),
+            "--leaderboard-dir", str(root / "board")]
+    assert main(args) == 0 and len(drawn) == 1
+    figure = root / "board" / "tiny" / "fig_location_resnet.png"
+    assert figure.exists()
+    assert main(args) == 0 and len(drawn) == 1  # nothing changed: nothing drawn
+    assert "figures of" in capsys.readouterr().err
+    later = figure.stat().st_mtime + 10  # a manipulated model newer than the figure: drawn again
+    for weights in (root / "s" / "weights").rglob("*"):
+        if weights.is_file():
+            os.utime(weights, (later, later))
+    assert main(args) == 0 and len(drawn) == 2
