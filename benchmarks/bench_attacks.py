@@ -9,14 +9,11 @@ skipped with its numbers). Run deliberately: ``pytest benchmarks/ --benchmark-en
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
-import torch.nn.functional as F
 from conftest import judge
+from steps import manipulation_step, trainable_copy, training_step
 
-from robustbench_interp.attacks.location import location_penalty
 from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.timing import interleaved_ratio
 
@@ -24,34 +21,18 @@ from robustbench_interp.timing import interleaved_ratio
 CASES = [("gradcam", 3.0), ("simplegrad", 3.0), ("lrp_t", None)]
 
 
-def _training_step(model, optimizer, x, target):
-    loss = F.cross_entropy(model(x), target)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
-def _manipulation_step(model, layer, interp, optimizer, x, target):
-    h = interp.explain(model, x, target, layer=layer, create_graph=True)
-    loss = F.cross_entropy(model(x), target) + location_penalty(h)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
 @pytest.mark.parametrize("name, bound", CASES, ids=[c[0] for c in CASES])
 def test_manipulation_step_speed(benchmark, bench_setup, name, bound):
     model0, layer0, x, target = bench_setup
-    model = copy.deepcopy(model0).eval()
-    layer = dict(model.named_modules())[next(n for n, m in model0.named_modules() if m is layer0)]
+    model, layer = trainable_copy(model0, layer0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-6)
     interp = get_interpreter(name)
     if benchmark.disabled:
         pytest.skip("benchmarking is disabled (--benchmark-disable): no ratio to check")
     ratio = benchmark.pedantic(
         interleaved_ratio,
-        args=(lambda: _manipulation_step(model, layer, interp, optimizer, x, target),
-              lambda: _training_step(model, optimizer, x, target)),
+        args=(lambda: manipulation_step(model, layer, interp, optimizer, x, target),
+              lambda: training_step(model, optimizer, x, target)),
         kwargs={"pairs": 9}, rounds=1, iterations=1)
     judge(benchmark, ratio, bound, f"{name}: manipulation step / training step")
 
