@@ -367,6 +367,7 @@ class Runner:
                 self._verify_base(cfg, cfg.interpreter)
                 metrics.update(adaptive=without_lists(adaptive), aopc=self.aopc(cfg, scorer, model))
             metrics["wall_seconds"] = time.perf_counter() - started
+            metrics["environment"] = environment(res.device)
         except NotDifferentiableError as exc:  # declared, or found by the gradient-masking check
             self.log(f"cell {cfg.label}: not attackable adaptively: {exc}")
             return self.store.put_not_attackable(
@@ -459,6 +460,23 @@ def _chosen_control(cfg: CellConfig, chosen: dict[str, Any] | None) -> CellConfi
         return None
     return cfg.control_for(replace(cfg.params, lr=float(chosen["lr"]), lam=float(chosen["lam"]),
                                    surrogate=str(chosen["surrogate"])))
+
+
+def environment(device: Any) -> dict[str, Any]:
+    """What computed a cell besides its config and code: torch's version, the device and, on a CPU,
+    torch's thread count. Recorded, never part of the id: the same seed gives the same numbers
+    on the same machine, but a different thread count splits a CPU's reductions differently (1
+    and 2 threads gave different weights after 45 manipulation steps of the tiny ResNet), so two
+    machines agree within the regression check's tolerances, not to the last bit."""
+    import torch
+
+    dev = torch.device(device)
+    out: dict[str, Any] = {"torch": torch.__version__, "device": dev.type}
+    if dev.type == "cuda":
+        out["device_name"] = torch.cuda.get_device_name(dev)
+    else:
+        out["threads"] = torch.get_num_threads()
+    return out
 
 
 def _drop(before: dict[str, Any], after: dict[str, Any], key: str) -> float | None:

@@ -77,8 +77,8 @@ def plain(value: Any, where: str = "metrics") -> Any:
 
     A string that reads as a number ("87.5%", " 3.0") is refused: results hold numbers, never
     formatted strings (STYLE: numbers stay numbers). Names and reasons under the attacker's
-    ``chosen`` and ``search`` (a surrogate's name, why a configuration dropped out) are kept as they
-    are; any other string is refused.
+    ``chosen`` and ``search`` (a surrogate's name, why a configuration dropped out) and under
+    ``environment`` (torch's version, the device) are kept as they are; any other string is refused.
     """
     if isinstance(value, Mapping):
         return {str(k): plain(v, f"{where}.{k}") for k, v in value.items()}
@@ -95,8 +95,9 @@ def plain(value: Any, where: str = "metrics") -> Any:
     raise ConfigError(f"{where} has a {type(value).__name__} value; store numbers, lists or dicts of numbers")
 
 
-#: Where a record may hold names and reasons as strings: what the attacker chose and tried.
-_NAMED = ("metrics.chosen", "metrics.search")
+#: Where a record may hold names and reasons as strings: what the attacker chose and tried, and
+#: what computed the cell.
+_NAMED = ("metrics.chosen", "metrics.search", "metrics.environment")
 
 
 def _reads_as_number(text: str) -> bool:

@@ -82,6 +82,8 @@ def test_a_cell_is_stored_with_its_metrics_and_weights(bench):
     assert sum(by_class[c] * counts[c] for c in by_class) / 16 == pytest.approx(m["adaptive"]["fsr"])
     assert bench.store.weights_path(cfg.cell_id).exists()
     assert set(m["aopc"]) == {"w0_h0", "wstar_hstar", "wstar_h0"}
+    # what computed it: another thread count rounds a CPU's reductions differently
+    assert m["environment"] == {"torch": torch.__version__, "device": "cpu", "threads": torch.get_num_threads()}
 
 
 def test_a_rerun_with_nothing_changed_recomputes_nothing(tmp_path, random_vgg, monkeypatch):
