@@ -200,6 +200,10 @@ def test_cached_trace_follows_the_model():
     fresh = copy.deepcopy(model)
     torch.testing.assert_close(_lrp(model, x, target), _lrp(fresh, x, target))
     assert not torch.allclose(_lrp(model, x, target), first)
+    before = _lrp(model, x, target)
+    model[0].weight = nn.Parameter(model[0].weight.detach() * 2)  # a new tensor: cached copies must follow
+    torch.testing.assert_close(_lrp(model, x, target), _lrp(copy.deepcopy(model), x, target))
+    assert not torch.allclose(_lrp(model, x, target), before)
     model[2] = nn.Identity()  # a swapped module: the graph must be re-traced
     torch.testing.assert_close(_lrp(model, x, target), _lrp(copy.deepcopy(model), x, target))
 
