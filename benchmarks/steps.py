@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats}: measure at least once, e.g. --repeats 3")
     print(json.dumps(measure(args.interpreter, args.model, args.size, args.batch, args.device, args.repeats)))
 
 

@@ -201,7 +201,14 @@ def test_cached_trace_follows_the_model():
     torch.testing.assert_close(_lrp(model, x, target), _lrp(fresh, x, target))
     assert not torch.allclose(_lrp(model, x, target), first)
     before = _lrp(model, x, target)
-    model[0].weight = nn.Parameter(model[0].weight.detach() * 2)  # a new tensor: cached copies must follow
+    # a new tensor (z+ is scale-invariant: change it unevenly), then new values under the same tensor
+    model[0].weight = nn.Parameter(model[0].weight.detach() + 0.3 * torch.randn_like(model[0].weight))
+    torch.testing.assert_close(_lrp(model, x, target), _lrp(copy.deepcopy(model), x, target))
+    assert not torch.allclose(_lrp(model, x, target), before)
+    before = _lrp(model, x, target)
+    model.double().float()  # .data swapped, versions unchanged
+    with torch.no_grad():
+        model[0].weight.data = model[0].weight.data + 0.3 * torch.randn_like(model[0].weight)
     torch.testing.assert_close(_lrp(model, x, target), _lrp(copy.deepcopy(model), x, target))
     assert not torch.allclose(_lrp(model, x, target), before)
     model[2] = nn.Identity()  # a swapped module: the graph must be re-traced

@@ -235,7 +235,8 @@ def run_forward(model: nn.Module, trace: _Trace, x: Tensor) -> tuple[dict[fx.Nod
             mod = model.get_submodule(node.target)
             if type(mod) is nn.MaxPool2d and not kwargs and len(args) == 1:
                 env[node], argmax[node] = F.max_pool2d(args[0], return_indices=True, **_pool_opts(mod))
-            elif type(mod) is nn.Conv2d and not kwargs and len(args) == 1 and not torch.is_grad_enabled():
+            elif (type(mod) is nn.Conv2d and not kwargs and len(args) == 1 and not torch.is_grad_enabled()
+                  and not _has_hooks(mod)):
                 env[node] = mod._conv_forward(args[0], _forward_weight(trace, node, mod.weight), mod.bias)
             else:
                 env[node] = _call_module(mod, args, kwargs)
@@ -254,14 +255,31 @@ def run_forward(model: nn.Module, trace: _Trace, x: Tensor) -> tuple[dict[fx.Nod
     return env, argmax
 
 
+def _has_hooks(mod: nn.Module) -> bool:
+    """Whether a call of ``mod`` runs hooks (its own or global ones: pruning and the hook-based
+    weight and spectral norms recompute ``weight`` in a pre-hook), so it must be called as a module."""
+    from torch.nn.modules import module as _module
+
+    return bool(mod._forward_pre_hooks or mod._forward_hooks or _module._global_forward_pre_hooks
+                or _module._global_forward_hooks)
+
+
+def _tensor_key(t: Tensor) -> tuple:
+    """What identifies a tensor's current values for a cache: the version counter follows in-place
+    ops, the storage, device and dtype follow ``.data`` swaps (``model.to``, ``.half()``), which
+    keep the version. (An in-place op on ``.data`` itself is not seen.)"""
+    return (t._version, t.data_ptr(), t.device, t.dtype)
+
+
 def _forward_weight(trace: _Trace, node: fx.Node, weight: Tensor) -> Tensor:
     """``weight`` in channels-last layout, as the activations are (``_prepare_input``), cached while
-    it is the same tensor at the same version: a convolution would reorder it at every call."""
+    it is the same tensor with the same values (:func:`_tensor_key`): a convolution would reorder it
+    at every call."""
     cached = trace.forward_weights.get(node)
-    if cached is not None and cached[0][0]() is weight and cached[0][1] == weight._version:
+    if cached is not None and cached[0][0]() is weight and cached[0][1] == _tensor_key(weight):
         return cached[1]
     out = weight.contiguous(memory_format=torch.channels_last)
-    trace.forward_weights[node] = ((weakref.ref(weight), weight._version), out)
+    trace.forward_weights[node] = ((weakref.ref(weight), _tensor_key(weight)), out)
     return out
 
 
@@ -472,7 +490,7 @@ class _Propagator:
                 w = w * _bn_scale(bn, self.env[node]).view(-1, 1, 1, 1)
             return _split_weight(w)
         tensors = [conv.weight] + ([] if bn is None else [t for t in (bn.weight, bn.running_var) if t is not None])
-        versions = tuple(t._version for t in tensors) + ((bn.eps,) if bn is not None else ())
+        versions = tuple(_tensor_key(t) for t in tensors) + ((bn.eps,) if bn is not None else ())
         cached = self.trace.split_weights.get(node)
         if cached is not None:
             refs, old_versions = cached[0]
