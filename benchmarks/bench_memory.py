@@ -10,6 +10,7 @@ script measures an ImageNet-size step on a GPU (its docstring has the command).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -34,14 +35,10 @@ def _measure(interpreter: str | None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-_TRAINING: dict = {}
-
-
+@functools.cache
 def _training_peak() -> dict:
     """The training step's measurement, taken once per session."""
-    if not _TRAINING:
-        _TRAINING.update(_measure(None))
-    return _TRAINING
+    return _measure(None)
 
 
 @pytest.mark.parametrize("name", list_interpreters())

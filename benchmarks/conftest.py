@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchvision
+from steps import build
 from torch import nn
 
-from robustbench_interp.models.base import Normalize
 from robustbench_interp.timing import Ratio
 
 BATCH, SIZE, CLASSES = 32, 64, 10
@@ -17,17 +16,7 @@ BATCH, SIZE, CLASSES = 32, 64, 10
 def bench_setup() -> tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor]:
     """``(model, target_layer, x, target)``: torchvision resnet18 (random weights) behind Normalize."""
     torch.manual_seed(0)
-    model, layer = bench_model(CLASSES)
-    x = torch.rand(BATCH, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
-    target = torch.randint(0, CLASSES, (BATCH,), generator=torch.Generator().manual_seed(1))
-    return model, layer, x, target
-
-
-def bench_model(classes: int = CLASSES) -> tuple[nn.Module, nn.Module]:
-    """torchvision's resnet18 (random weights from the current seed) behind Normalize, and its
-    target layer (``layer4[-1]``)."""
-    net = torchvision.models.resnet18(weights=None, num_classes=classes)
-    return nn.Sequential(Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), net).eval(), net.layer4[-1]
+    return build("bench", SIZE, BATCH, torch.device("cpu"), CLASSES)
 
 
 def forward_backward(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +55,17 @@ def manipulation_step(model: nn.Module, layer: nn.Module, interp, optimizer: tor
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+
+
+def bench_model(classes: int = 10) -> tuple[nn.Module, nn.Module]:
+    """torchvision's resnet18 (random weights from the current seed) behind Normalize, and its
+    target layer (``layer4[-1]``): the benchmarks' model."""
+    import torchvision
+
+    from robustbench_interp.models.base import Normalize
+
+    net = torchvision.models.resnet18(weights=None, num_classes=classes)
+    return nn.Sequential(Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), net).eval(), net.layer4[-1]
 
 
 def trainable_copy(model0: nn.Module, layer0: nn.Module) -> tuple[nn.Module, nn.Module]:
@@ -93,9 +103,6 @@ def build(model_spec: str, size: int, batch: int, device: torch.device, classes:
     """``(model, target layer, x, target)``: ``bench`` is the speed benchmarks' ResNet-18 (random
     weights, 10 classes); ``TRACK:ARCH`` a registered model with random weights (e.g. ``imagenet:resnet50``)."""
     if model_spec == "bench":
-        sys.path.insert(0, str(Path(__file__).parent))
-        from conftest import bench_model
-
         model, layer = bench_model(classes)
     else:
         from robustbench_interp.models import load_model
