@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import operator
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.fx as fx
@@ -49,6 +49,8 @@ from torch import Tensor, nn
 
 from robustbench_interp.errors import ConfigError, InterpreterError, UnsupportedModelError
 from robustbench_interp.models.base import Normalize
+
+_T = TypeVar("_T")
 
 #: Stabiliser of the proportional (z) rules: pooling, additions.
 Z_EPS = 1e-6
@@ -85,8 +87,8 @@ class _Trace:
     live: set[fx.Node]  # nodes whose value depends on the input
     fused_bn: dict[fx.Node, fx.Node] = field(default_factory=dict)  # conv node -> BN node after it
     nonneg: set[fx.Node] = field(default_factory=set)  # nodes known to be >= 0 (a speed hint only)
-    # conv node -> (key, (W+, W-)): split (fused) weights, reused while the tensors' versions are the
-    # same; only without autograd (with it, the split must stay on the graph of the weights).
+    # conv node -> (key, (W+, W-)): split (fused) weights, reused while the tensors are unchanged
+    # (``_cached``); only without autograd (with it, the split must stay on the graph of the weights).
     split_weights: dict[fx.Node, tuple[tuple, tuple[Tensor, Tensor]]] = field(default_factory=dict)
     # conv node -> (key, weight): the forward pass's weights in channels-last layout, on the same terms
     forward_weights: dict[fx.Node, tuple[tuple, Tensor]] = field(default_factory=dict)
@@ -271,16 +273,24 @@ def _tensor_key(t: Tensor) -> tuple:
     return (t._version, t.data_ptr(), t.device, t.dtype)
 
 
+def _cached(cache: dict[fx.Node, Any], node: fx.Node, tensors: Sequence[Tensor], extra: tuple,
+            build: Callable[[], _T]) -> _T:
+    """``build()``, kept in ``cache`` under ``node`` while ``tensors`` are the same tensors with the
+    same values (:func:`_tensor_key`) and ``extra`` is unchanged."""
+    key = tuple(_tensor_key(t) for t in tensors) + extra
+    found = cache.get(node)
+    if found is not None and found[0][1] == key and all(ref() is t for ref, t in zip(found[0][0], tensors)):
+        return found[1]
+    value = build()
+    cache[node] = ((tuple(weakref.ref(t) for t in tensors), key), value)
+    return value
+
+
 def _forward_weight(trace: _Trace, node: fx.Node, weight: Tensor) -> Tensor:
-    """``weight`` in channels-last layout, as the activations are (``_prepare_input``), cached while
-    it is the same tensor with the same values (:func:`_tensor_key`): a convolution would reorder it
-    at every call."""
-    cached = trace.forward_weights.get(node)
-    if cached is not None and cached[0][0]() is weight and cached[0][1] == _tensor_key(weight):
-        return cached[1]
-    out = weight.contiguous(memory_format=torch.channels_last)
-    trace.forward_weights[node] = ((weakref.ref(weight), _tensor_key(weight)), out)
-    return out
+    """``weight`` in channels-last layout, as the activations are (``_prepare_input``), cached
+    (:func:`_cached`): a convolution would reorder it at every call."""
+    return _cached(trace.forward_weights, node, (weight,), (),
+                   lambda: weight.contiguous(memory_format=torch.channels_last))
 
 
 def _pool_opts(mod: nn.MaxPool2d) -> dict[str, Any]:
@@ -484,26 +494,17 @@ class _Propagator:
         """``(W+, W-)`` of ``conv``, with the BN after it (if any) fused into ``W``."""
         bn_node = self.trace.fused_bn.get(node)
         bn = None if bn_node is None else self.model.get_submodule(bn_node.target)
-        if torch.is_grad_enabled() or (bn is not None and (bn.training or bn.running_var is None)):
+        def fused() -> Tensor:
             w = conv.weight
-            if bn is not None:
-                w = w * _bn_scale(bn, self.env[node]).view(-1, 1, 1, 1)
-            return _split_weight(w)
+            return w if bn is None else w * _bn_scale(bn, self.env[node]).view(-1, 1, 1, 1)
+
+        if torch.is_grad_enabled() or (bn is not None and (bn.training or bn.running_var is None)):
+            return _split_weight(fused())
         tensors = [conv.weight] + ([] if bn is None else [t for t in (bn.weight, bn.running_var) if t is not None])
-        versions = tuple(_tensor_key(t) for t in tensors) + ((bn.eps,) if bn is not None else ())
-        cached = self.trace.split_weights.get(node)
-        if cached is not None:
-            refs, old_versions = cached[0]
-            if old_versions == versions and all(ref() is t for ref, t in zip(refs, tensors)):
-                return cached[1]
-        w = conv.weight
-        if bn is not None:
-            w = w * _bn_scale(bn, self.env[node]).view(-1, 1, 1, 1)
         # kept in the activations' channels-last layout (``_prepare_input``): the convolutions would
         # otherwise reorder the weights at every call (the same values; about 15 % of an LRP pass)
-        split = tuple(t.contiguous(memory_format=torch.channels_last) for t in _split_weight(w))
-        self.trace.split_weights[node] = ((tuple(weakref.ref(t) for t in tensors), versions), split)
-        return split  # type: ignore[return-value]
+        return _cached(self.trace.split_weights, node, tensors, (bn.eps,) if bn is not None else (),
+                       lambda: tuple(t.contiguous(memory_format=torch.channels_last) for t in _split_weight(fused())))
 
     def _function(self, node: fx.Node, r: Tensor) -> list[tuple[Any, Tensor]]:
         op = node.target
