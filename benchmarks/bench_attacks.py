@@ -61,3 +61,44 @@ def test_shared_reference_maps_speed(benchmark, bench_setup, name):
         kwargs={"pairs": steps - 1, "warmup": 0}, rounds=1, iterations=1)
     assert cache.hits == steps - 1  # every timed step of the shared run was served by the cache
     judge(benchmark, ratio, None, f"{name}: Top-k step with shared reference maps / computing them")
+
+
+def test_seeds_batched_speed(benchmark):
+    """Three seeds' training steps of the tiny ResNet as one batched computation
+    (``torch.func.stack_module_state`` + ``vmap``), as a ratio to the three steps in a row
+    (recorded, no bound: on a 2-core CPU it does not pay, so the grid runs seeds one by one)."""
+    import copy
+
+    import torch.nn.functional as F
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from robustbench_interp.models import load_model
+
+    if benchmark.disabled:
+        pytest.skip("benchmarking is disabled (--benchmark-disable): no ratio to check")
+    k, base = 3, load_model("tiny", "resnet", weights="random").model.eval()
+    models = [copy.deepcopy(base) for _ in range(k)]
+    x = torch.rand(k, 64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (k, 64), generator=torch.Generator().manual_seed(1))
+    optimizers = [torch.optim.Adam(m.parameters(), lr=1e-4) for m in models]
+    params, buffers = stack_module_state(models)
+    params = {name: p.detach().requires_grad_(True) for name, p in params.items()}
+    batched_optimizer = torch.optim.Adam(list(params.values()), lr=1e-4)
+    skeleton = copy.deepcopy(base).to("meta")
+
+    def one_loss(p, b, xi, yi):
+        return F.cross_entropy(functional_call(skeleton, (p, b), (xi,)), yi)
+
+    def batched():
+        loss = vmap(one_loss)(params, buffers, x, y).sum()
+        batched_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        batched_optimizer.step()
+
+    def in_a_row():
+        for model, optimizer, xi, yi in zip(models, optimizers, x, y):
+            training_step(model, optimizer, xi, yi)
+
+    ratio = benchmark.pedantic(interleaved_ratio, args=(batched, in_a_row), kwargs={"pairs": 9},
+                               rounds=1, iterations=1)
+    judge(benchmark, ratio, None, "three seeds' training steps batched with vmap / in a row")

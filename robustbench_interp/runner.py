@@ -466,7 +466,8 @@ def environment(device: Any) -> dict[str, Any]:
     """What computed a cell besides its config and code: torch's version, the device and, on a CPU,
     torch's thread count. Recorded, never part of the id: the same seed gives the same numbers
     on the same machine, but a different thread count splits a CPU's reductions differently (1
-    and 2 threads gave different weights after 45 manipulation steps of the tiny ResNet), so two
+    and 2 threads give different weights after 55 manipulation steps of the tiny ResNet:
+    docs/thread_rounding.py), so two
     machines agree within the regression check's tolerances, not to the last bit."""
     import torch
 
