@@ -44,3 +44,20 @@ def test_interpreter_speed(benchmark, bench_setup, name, params, pairs, bound):
     ratio = benchmark.pedantic(interleaved_ratio, args=(candidate, lambda: forward_backward(model, x, target)),
                                kwargs={"pairs": pairs}, rounds=1, iterations=1)
     judge(benchmark, ratio, bound, f"{name} / forward+backward", params=params)
+
+
+def test_smoothgrad_batching(benchmark, bench_setup):
+    """SmoothGrad's noisy copies in one pass of ``n * B`` images (``max_batch=n*B``) as a ratio to ``n``
+    passes of ``B`` (``max_batch=B``): the same maps, computed batched or not (recorded, no bound;
+    a ratio >= 1 means batching does not pay on this machine)."""
+    model, layer, x, target = bench_setup
+    if benchmark.disabled:
+        pytest.skip("benchmarks are disabled (run with --benchmark-enable to check the ratios)")
+    batched = get_interpreter("smoothgrad", n_samples=SMOOTHGRAD_N, max_batch=SMOOTHGRAD_N * len(x))
+    passes = get_interpreter("smoothgrad", n_samples=SMOOTHGRAD_N, max_batch=len(x))
+    ratio = benchmark.pedantic(
+        interleaved_ratio,
+        args=(lambda: batched.explain(model, x, target, layer=layer), lambda: passes.explain(model, x, target, layer=layer)),
+        kwargs={"pairs": 7}, rounds=1, iterations=1)
+    judge(benchmark, ratio, None, f"smoothgrad n={SMOOTHGRAD_N}: one pass of {SMOOTHGRAD_N * len(x)} / "
+          f"{SMOOTHGRAD_N} passes of {len(x)}")
