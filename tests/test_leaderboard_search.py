@@ -48,6 +48,11 @@ def test_the_search_table_and_the_curve(tmp_path):
     assert {"search.md", "search.csv", "budget.csv", "fig_budget.png"} <= set(written)
     text = (tmp_path / "board" / "search.md").read_text()
     assert "softplus" in text and "not defined with 1 interpreter" in text
+    assert "## resnet" in text  # one table per model, the preset beside the choice
+    row_text = next(line for line in text.splitlines() if line.startswith("| location"))
+    cols = [c.strip() for c in row_text.strip("|").split("|")]
+    assert cols == ["location", "gradcam", "0", "2000", "0.0003 / 100 / softplus", "80.0 / 0.5", "70.0 / 1.0",
+                    "80.0 / 0.5", "69.0", "0.240", "0.001 / 10, 85.0 / 3.5 (84.0)", "2 (1)", "2000"]
     budget = pd.read_csv(tmp_path / "board" / "budget.csv")
     assert len(budget) == 4 and list(budget["test_loss"]) == sorted(budget["test_loss"], reverse=True)
 
