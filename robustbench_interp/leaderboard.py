@@ -765,12 +765,14 @@ def search_frames(store: Store, track: str) -> tuple[pd.DataFrame, pd.DataFrame]
             _sort(curve_df, [*_SEARCH_KEYS, "rung"]))
 
 
-_LOOSE_COLUMNS = ["loose_lr", "loose_lam", "loose_select_fsr", "loose_select_top1_drop", "loose_test_fsr"]
+_LOOSE_COLUMNS = ["loose_lr", "loose_lam", "loose_surrogate", "loose_select_fsr", "loose_select_top1_drop",
+                  "loose_test_fsr"]
 
 
 def _loose(point: dict[str, Any]) -> dict[str, Any]:
     """The search's best finalist within the looser top-1 budget, as search-table columns."""
-    return {"loose_lr": point.get("lr"), "loose_lam": point.get("lam"), "loose_select_fsr": point.get("fsr"),
+    return {"loose_lr": point.get("lr"), "loose_lam": point.get("lam"), "loose_surrogate": point.get("surrogate"),
+            "loose_select_fsr": point.get("fsr"),
             "loose_select_top1_drop": point.get("top1_drop"), "loose_test_fsr": point.get("test_fsr")}
 
 
@@ -838,9 +840,10 @@ def search_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFr
         "preset test FSR": cells["preset_test_fsr"].map(_fmt),
         "test loss": cells["test_loss"].map(lambda v: f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else "-"),
         "within 5 points: config, FSR / drop (test FSR)": [
-            "-" if _config(lr, lam, None) == "-" else f"{_config(lr, lam, None)}, {_pair(fsr, drop)} ({_fmt(test)})"
-            for lr, lam, fsr, drop, test in zip(cells["loose_lr"], cells["loose_lam"], cells["loose_select_fsr"],
-                                                cells["loose_select_top1_drop"], cells["loose_test_fsr"])],
+            "-" if _config(lr, lam, sur) == "-" else f"{_config(lr, lam, sur)}, {_pair(fsr, drop)} ({_fmt(test)})"
+            for lr, lam, sur, fsr, drop, test in zip(cells["loose_lr"], cells["loose_lam"], cells["loose_surrogate"],
+                                                     cells["loose_select_fsr"], cells["loose_select_top1_drop"],
+                                                     cells["loose_test_fsr"])],
         "configs (failed)": [f"{n} ({f})" for n, f in zip(cells["configurations"], cells["failed"])],
         "steps": cells["spent"].map(lambda v: "-" if pd.isna(v) else f"{int(v)}"),
     })

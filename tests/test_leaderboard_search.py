@@ -29,7 +29,7 @@ def _searched(store: Store, model: str, interp: str, seed: int, half: float, ful
                      "chosen": {"lr": 3e-4, "lam": 100.0, "surrogate": "softplus", "preset": False},
                      "search": {"trials": trials, "curve": curve, "spent": 2000, "rungs": [],
                                 "preset_report": {"test_fsr": preset_fsr - 1},
-                                "loose": {"lr": 1e-3, "lam": 10.0, "fsr": full + 5, "top1_drop": 3.5,
+                                "loose": {"lr": 1e-3, "lam": 10.0, "surrogate": "relu", "fsr": full + 5, "top1_drop": 3.5,
                                           "test_fsr": full + 4}}},
               control=cell.control_for(cell.params))
 
@@ -42,7 +42,8 @@ def test_the_search_table_and_the_curve(tmp_path):
     assert (row.model, row.interpreter, row.surrogate, row.preset_chosen) == ("resnet", "gradcam", "softplus", False)
     assert (row.select_fsr, row.preset_select_fsr, row.test_fsr, row.preset_test_fsr) == (80.0, 70.0, 80.0, 69.0)
     assert (row.configurations, row.failed, row.spent) == (2, 1, 2000)
-    assert (row.loose_lr, row.loose_select_fsr, row.loose_select_top1_drop, row.loose_test_fsr) == (1e-3, 85.0, 3.5, 84.0)
+    assert (row.loose_lr, row.loose_surrogate, row.loose_select_fsr, row.loose_select_top1_drop,
+            row.loose_test_fsr) == (1e-3, "relu", 85.0, 3.5, 84.0)
     assert list(curve["steps"]) == [63, 125, 250, 500]
     written = write_leaderboard(store, "tiny", tmp_path / "board")
     assert {"search.md", "search.csv", "budget.csv", "fig_budget.png"} <= set(written)
@@ -52,7 +53,7 @@ def test_the_search_table_and_the_curve(tmp_path):
     row_text = next(line for line in text.splitlines() if line.startswith("| location"))
     cols = [c.strip() for c in row_text.strip("|").split("|")]
     assert cols == ["location", "gradcam", "0", "2000", "0.0003 / 100 / softplus", "80.0 / 0.5", "70.0 / 1.0",
-                    "80.0 / 0.5", "69.0", "0.240", "0.001 / 10, 85.0 / 3.5 (84.0)", "2 (1)", "2000"]
+                    "80.0 / 0.5", "69.0", "0.240", "0.001 / 10 / relu, 85.0 / 3.5 (84.0)", "2 (1)", "2000"]
     budget = pd.read_csv(tmp_path / "board" / "budget.csv")
     assert len(budget) == 4 and list(budget["test_loss"]) == sorted(budget["test_loss"], reverse=True)
 
