@@ -172,6 +172,36 @@ def compare_cell(
     return lines
 
 
+def compare_control(
+    committed: Store,
+    cfg: CellConfig,
+    record: CellRecord,
+    scores: dict[str, ScoreRecord | None],
+    tolerances: dict[str, float | None] | None = None,
+) -> list[dict[str, Any]]:
+    """Report lines comparing the recomputed control of attacked cell ``cfg`` (its ``record`` and
+    ``scores``) with the committed cell's own control (``control_cell`` of its record: for a searched
+    cell the control of the configuration its search chose, whichever the recomputation chose). The
+    tolerances come from the spread of the controls of the committed seeds, as for the cell."""
+    given = {"fsr": None, "top1": None, **(tolerances or {})}
+    label = f"{cfg.model}/{cfg.attack}/{cfg.interpreter}"
+    if not record.ok:
+        return [_line(label, cfg.seed, f"control ({record.reason or 'failed'})", None, None, (0.0, "-"))]
+    old = committed.get(cfg.cell_id)
+    old_control = old.control_cell if old is not None else None
+    controls = [r.control_cell for r in committed_seeds(committed, cfg) if r.control_cell]
+    lines = [_line(label, cfg.seed, "control top1 after",
+                   _top1(committed.get(old_control), "accuracy_after") if old_control else None,
+                   record.metrics["accuracy_after"]["top1"],
+                   tolerance("top1", [_top1(committed.get(c), "accuracy_after") for c in controls], given["top1"]))]
+    for scored, score in scores.items():
+        new = score.metrics if score is not None and score.ok else {}
+        lines.append(_line(label, cfg.seed, f"control FSR {scored}",
+                           _score(committed, old_control, scored, "fsr") if old_control else None, new.get("fsr"),
+                           tolerance("fsr", [_score(committed, c, scored, "fsr") for c in controls], given["fsr"])))
+    return lines
+
+
 def check_cells(
     bench: Any,
     cells: Sequence[CellConfig],
@@ -181,16 +211,23 @@ def check_cells(
     tolerances: dict[str, float | None] | None = None,
 ) -> pd.DataFrame:
     """Recompute ``cells`` with ``bench`` (a :class:`~robustbench_interp.runner.Runner` on a fresh
-    store), score the attacking interpreter and ``scorers`` on each, and return the report: one line
-    per compared number with its tolerance, where the tolerance came from, and its status ("ok",
+    store), score the attacking interpreter and ``scorers`` on each, recompute its control (lambda =
+    0, the same schedule and seed) and score it the same way, and return the report: one line per
+    compared number with its tolerance, where the tolerance came from, and its status ("ok",
     "MOVED", or "missing" when either side has none). ``tolerances`` ("fsr", "top1"; None: derived)
-    override the tolerances derived from the committed seeds."""
+    override the tolerances derived from the committed seeds. The control is checked because the
+    leaderboard's fooling subtracts its FSR: a control that moved would move every fooling."""
     lines: list[dict[str, Any]] = []
     for cfg in cells:
         record = bench.run_cell(cfg)
         names = list(dict.fromkeys([cfg.interpreter, *scorers]))
         scores = {name: bench.score_cell(cfg, name) for name in names}
         lines.extend(compare_cell(committed, cfg, record, scores, tolerances))
+        control = bench.control_of(cfg) if record.ok else None
+        if control is not None:
+            control_record = bench.run_cell(control)
+            control_scores = {name: bench.score_cell(control, name) for name in names} if control_record.ok else {}
+            lines.extend(compare_control(committed, cfg, control_record, control_scores, tolerances))
     return pd.DataFrame(lines)
 
 
@@ -211,6 +248,7 @@ __all__ = [
     "committed_records",
     "committed_seeds",
     "compare_cell",
+    "compare_control",
     "passed",
     "tolerance",
 ]

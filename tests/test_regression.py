@@ -26,10 +26,12 @@ CELLS = build_grid("tiny", ["resnet"], ["location"], ["gradcam"], seeds=[0, 1, 2
 CELL = CELLS[0]  # seed 0, the one the check recomputes
 #: The committed numbers of seeds 0, 1, 2: top-1 after (std 1.5), Grad-CAM's FSR (std 8), LRP_T's (std 0.5).
 TOP1_AFTER, GRADCAM, LRP_T = (93.0, 91.5, 94.5), (80.0, 72.0, 88.0), (30.0, 30.5, 29.5)
+#: Their controls' (lambda = 0): top-1 after (std 0.1), Grad-CAM's FSR (std 0.4: the floor applies).
+CONTROL_TOP1, CONTROL_GRADCAM = (95.8, 95.9, 96.0), (0.4, 0.0, 0.8)
 
 
-def record(top1_after: float = 93.0, top1_before: float = 96.0) -> CellRecord:
-    return CellRecord(cell_id=CELL.cell_id, status="ok", config=CELL.to_dict(),
+def record(top1_after: float = 93.0, top1_before: float = 96.0, cfg=CELL) -> CellRecord:
+    return CellRecord(cell_id=cfg.cell_id, status="ok", config=cfg.to_dict(),
                       metrics={"accuracy_before": {"top1": top1_before, "top5": 100.0},
                                "accuracy_after": {"top1": top1_after, "top5": 99.0},
                                "top1_drop": top1_before - top1_after, "top5_drop": 1.0})
@@ -41,7 +43,10 @@ def committed_store(root, seeds=(0, 1, 2)) -> Store:
     for cfg in CELLS:
         if cfg.seed not in seeds:
             continue
-        top1 = TOP1_AFTER[cfg.seed]
+        top1, control = TOP1_AFTER[cfg.seed], cfg.control
+        store.put(control, {**record(CONTROL_TOP1[cfg.seed]).metrics, "top1_drop": 96.0 - CONTROL_TOP1[cfg.seed]})
+        store.put_score(control.cell_id, "gradcam", {"fsr": CONTROL_GRADCAM[cfg.seed], "baseline_fsr": 1.2, "n": 256})
+        store.put_score(control.cell_id, "lrp_t", {"fsr": 0.0, "baseline_fsr": 0.4, "n": 256})
         store.put(cfg, {**record(top1).metrics, "top1_drop": 96.0 - top1})
         store.put_score(cfg.cell_id, "gradcam", {"fsr": GRADCAM[cfg.seed], "baseline_fsr": 1.2, "n": 256})
         store.put_score(cfg.cell_id, "lrp_t", {"fsr": LRP_T[cfg.seed], "baseline_fsr": 0.4, "n": 256})
@@ -58,15 +63,23 @@ class FakeBench:
     """Stands in for the Runner: returns the given record and FSRs instead of computing them."""
 
     def __init__(self, top1_after: float, fsr: dict[str, float | None], *, top1_before: float = 96.0,
-                 baseline: dict[str, float] | None = None) -> None:
+                 baseline: dict[str, float] | None = None, control_top1: float = 95.8,
+                 control_fsr: dict[str, float] | None = None) -> None:
         self.top1_after, self.top1_before, self.fsr = top1_after, top1_before, fsr
         self.baseline = {"gradcam": 1.2, "lrp_t": 0.4, **(baseline or {})}
+        self.control_top1 = control_top1
+        self.control_fsr = {name: 0.0 for name in fsr} | {"gradcam": 0.4} | (control_fsr or {})
+
+    def control_of(self, cfg):
+        return cfg.control
 
     def run_cell(self, cfg):
+        if cfg.is_control:
+            return record(self.control_top1, self.top1_before, cfg)
         return record(self.top1_after, self.top1_before)
 
     def score_cell(self, cfg, name):
-        value = self.fsr.get(name)
+        value = (self.control_fsr if cfg.is_control else self.fsr).get(name)
         return None if value is None else ScoreRecord(
             cell_id=cfg.cell_id, interpreter=name, status="ok",
             metrics={"fsr": value, "baseline_fsr": self.baseline.get(name, 0.0)})
@@ -86,9 +99,10 @@ def test_a_recomputation_within_the_seed_spread_passes(committed):
     report = check_cells(FakeBench(92.0, {"gradcam": 87.0, "lrp_t": 26.0}), [CELL], committed)
     assert passed(report), report
     assert list(report["quantity"]) == ["top1 before", "top1 after", "FSR gradcam (adaptive)",
-                                        "baseline FSR gradcam", "FSR lrp_t (transfer)", "baseline FSR lrp_t"]
-    assert report["delta"].tolist() == pytest.approx([0.0, -1.0, 7.0, 0.0, -4.0, 0.0])
-    assert report["tolerance"].tolist() == pytest.approx([EXACT, 1.5, 8.0, EXACT, 5.0, EXACT])
+                                        "baseline FSR gradcam", "FSR lrp_t (transfer)", "baseline FSR lrp_t",
+                                        "control top1 after", "control FSR gradcam", "control FSR lrp_t"]
+    assert report["delta"].tolist() == pytest.approx([0.0, -1.0, 7.0, 0.0, -4.0, 0.0, 0.0, 0.0, 0.0])
+    assert report["tolerance"].tolist() == pytest.approx([EXACT, 1.5, 8.0, EXACT, 5.0, EXACT, 1.0, 5.0, 5.0])
     assert report.set_index("quantity").loc["top1 before", "tolerance_from"] == "exact (published base weights)"
     assert set(report["seed"]) == {0}
 
@@ -98,6 +112,18 @@ def test_a_recomputation_far_outside_the_seed_spread_fails(committed):
     assert not passed(report)
     moved = report[report["status"] == "MOVED"]["quantity"].tolist()
     assert moved == ["top1 after", "FSR gradcam (adaptive)", "FSR lrp_t (transfer)"]
+
+
+def test_a_control_that_moved_fails_the_check(committed):
+    """The fooling subtracts the control's FSR: a recomputed control outside its seeds' spread (or
+    its floor) fails, even when the attacked cell itself is within tolerance."""
+    report = check_cells(FakeBench(93.0, {"gradcam": 80.0, "lrp_t": 30.0}, control_top1=93.5,
+                                   control_fsr={"gradcam": 12.0}), [CELL], committed)
+    moved = report[report["status"] == "MOVED"]["quantity"].tolist()
+    assert moved == ["control top1 after", "control FSR gradcam"]
+    lines = report.set_index("quantity")
+    assert lines.loc["control FSR gradcam", "committed"] == CONTROL_GRADCAM[0]
+    assert lines.loc["control top1 after", "tolerance_from"].startswith("floor")
 
 
 def test_the_base_models_numbers_must_match_exactly(committed):

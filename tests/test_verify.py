@@ -28,7 +28,20 @@ def test_verify_reproduces_a_row_and_catches_a_moved_number(random_resnet_cache,
     out, err = capsys.readouterr()
     assert "FSR lrp_t (transfer)" in out and "verify lrp_t passed" in err
 
-    for path in (board / "tiny" / "records" / "scores").glob("*/gradcam.json"):  # a committed number that moved
+    records = board / "tiny" / "records"
+    controls = [json.loads(p.read_text())["cell_id"] for p in (records / "cells").glob("*.json")
+                if json.loads(p.read_text())["config"]["interpreter"] == "control"]
+    assert controls
+    for cell_id in controls:  # only the control's FSR moved: the fooling would move with it
+        path = records / "scores" / cell_id / "gradcam.json"
+        record = json.loads(path.read_text())
+        record["metrics"]["fsr"] += 50.0
+        path.write_text(json.dumps(record))
+    assert main([*verify, "--interpreter", "gradcam"]) == 1
+    out, err = capsys.readouterr()
+    assert "verify gradcam FAILED" in err and "control FSR gradcam" in err
+
+    for path in (records / "scores").glob("*/gradcam.json"):  # a committed number that moved
         record = json.loads(path.read_text())
         if record["metrics"].get("fsr") is not None:
             record["metrics"]["fsr"] += 50.0
