@@ -1,4 +1,5 @@
-"""Conformance checks that the suite's plug-in tests do not reach: the spatial-variation check."""
+"""Conformance checks that the suite's plug-in tests do not reach: the spatial-variation check and
+the batch-independence check's float64 re-check."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from robustbench_interp import get_interpreter
-from robustbench_interp.conformance import ConformanceError, check_spatial_variation
+from robustbench_interp.conformance import ConformanceError, check_batch_independence, check_spatial_variation
 from robustbench_interp.interpreters.base import Interpreter
 from robustbench_interp.models import tiny
 from robustbench_interp.models.base import LoadedModel
@@ -66,3 +67,49 @@ def test_simplegrad_t_is_constant_where_the_target_layer_feeds_only_a_pool_and_a
     with pytest.raises(ConformanceError, match="global-average pooling"):
         check_spatial_variation(get_interpreter("simplegrad_t"), last, *batch)
     check_spatial_variation(get_interpreter("simplegrad_t"), loaded("resnet"), *batch)  # the input of the block
+
+
+class RoundsWithTheBatch(Interpreter):
+    """Simple gradient plus a float32-sized error that depends on the batch size (what a convolution
+    that rounds differently per batch size, magnified by a division, looks like); none in float64."""
+
+    def explain(self, model, x, target, *, layer=None, create_graph=False):
+        h = get_interpreter("simplegrad").explain(model, x, target, create_graph=create_graph)
+        wobble = 1e-3 * h.amax() * (len(x) > 1) * (h.dtype == torch.float32)
+        return h + wobble * torch.rand(h.shape, generator=torch.Generator().manual_seed(len(x)))
+
+
+class NormalisedOverTheBatch(Interpreter):
+    """Simple gradient divided by the batch's largest value: batch-dependent in any precision."""
+
+    def explain(self, model, x, target, *, layer=None, create_graph=False):
+        h = get_interpreter("simplegrad").explain(model, x, target, create_graph=create_graph)
+        return h / h.amax()
+
+
+class Float32Only(RoundsWithTheBatch):
+    """The same rounding, from a method that cannot run in float64."""
+
+    def explain(self, model, x, target, *, layer=None, create_graph=False):
+        if x.dtype != torch.float32:
+            raise TypeError("expected float32")
+        return super().explain(model, x, target, layer=layer, create_graph=create_graph)
+
+
+def test_batch_independence_tells_rounding_from_a_batch_dependent_map(batch):
+    """A float32 mismatch that vanishes in float64 is rounding and passes; a map normalised over
+    the batch fails in float64 too; a method that cannot run in float64 is judged in float32."""
+    check_batch_independence(RoundsWithTheBatch(), loaded("vgg"), *batch)
+    with pytest.raises(ConformanceError, match="changes when other images share its batch"):
+        check_batch_independence(NormalisedOverTheBatch(), loaded("vgg"), *batch)
+    with pytest.raises(ConformanceError, match="changes when other images share its batch"):
+        check_batch_independence(Float32Only(), loaded("vgg"), *batch)
+
+
+def test_lrp_is_batch_independent_on_the_published_densenet(batch):
+    """On the trained DenseNet, LRP's maps of one image alone and in a batch differ by about 2e-4 of
+    their largest value in float32 (the division by small pre-activations magnifies the
+    convolution's batch-size rounding); in float64 they agree, so the built-in passes."""
+    from robustbench_interp import load_model
+
+    check_batch_independence(get_interpreter("lrp"), load_model("tiny", "densenet"), *batch)
