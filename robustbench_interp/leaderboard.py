@@ -639,10 +639,12 @@ def _markdown(title: str, frame: pd.DataFrame | dict[str, pd.DataFrame], note: s
 
 
 def _by_model(text: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The formatted FSR table as one table per model (columns: the scored interpreters)."""
+    """The formatted FSR table as one table per model (columns: the scored interpreters), without
+    the rows of attacking interpreters that have no cell on that model."""
     if text.empty:
         return {}
-    return {str(model): text[model] for model in text.columns.unique(level=0)}
+    parts = {str(model): text[model] for model in text.columns.unique(level=0)}
+    return {model: part[~(part == "-").all(axis=1)] for model, part in parts.items()}
 
 
 _MARKS_NOTE = (f"Markers: {DAGGER} not kept (a seed's manipulation cost more than {MAX_TOP1_DROP:g} points of "

@@ -488,3 +488,17 @@ def test_several_records_of_one_grid_place_publish_as_one_and_other_versions_not
     for _ in range(2):
         assert publish(source, board_, "tiny") == 1  # one per place (the newest names no control)
         assert [r.cell_id for r in board_.records()] == [other.cell_id]  # the newest of the place
+
+
+def test_a_models_fsr_table_has_no_row_of_an_attacker_without_cells_there():
+    """The per-model FSR tables: an attacking interpreter that attacked one model only has no empty
+    row in the other models' tables."""
+    from robustbench_interp.leaderboard import _by_model
+
+    columns = pd.MultiIndex.from_product([["resnet", "vgg"], ["gradcam", "lrp"]])
+    text = pd.DataFrame([["80.0", "1.0", "70.0", "2.0"], ["5.0", "0.0", "-", "-"]], columns=columns,
+                        index=pd.MultiIndex.from_tuples([("location", "gradcam"), ("location", "lrp")],
+                                                        names=["attack", "attacking_interpreter"]))
+    parts = _by_model(text)
+    assert list(parts["resnet"].index) == [("location", "gradcam"), ("location", "lrp")]
+    assert list(parts["vgg"].index) == [("location", "gradcam")]
