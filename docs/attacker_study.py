@@ -12,8 +12,9 @@ The table and figure of the README's "What the budget changes" come from it:
 
 Each argument is ``model:attack:interpreter``; each cell is searched at every budget (seed 0 by
 default), scored by its own interpreter, with its control. The store keeps what was computed: a
-second call with the same cells recomputes nothing and adds the cells it lacks, so the table and
-the figure cover every search in the store.
+second call with the same cells recomputes nothing and adds the cells it lacks. The table lists the
+searches of the named cells and seeds in the store (every search of those seeds when no cell is
+named); the figure covers every search in the store.
 """
 
 from __future__ import annotations
@@ -42,12 +43,17 @@ def _losses(metrics: dict[str, Any], key: str) -> list[float]:
     return [v for group in ("c1", "c2") for v in (metrics.get(group) or {}).get(key, [])]
 
 
-def table(store: Store) -> str:
-    """One Markdown row per searched cell of ``store``."""
+def table(store: Store, cells: set[tuple[str, str, str]] | None = None, seeds: set[int] | None = None) -> str:
+    """One Markdown row per searched cell of ``store`` (of ``cells``, model / attack / interpreter,
+    and ``seeds`` where given)."""
     rows = []
     for record in store.records(track="tiny"):
         metrics, config = record.metrics, record.config
         if "search" not in metrics:
+            continue
+        if cells and (config["model"], config["attack"], config["interpreter"]) not in cells:
+            continue
+        if seeds and config["seed"] not in seeds:
             continue
         score = store.get_score(record.cell_id, config["interpreter"])
         control = store.get_score(record.control_cell, config["interpreter"]) if record.control_cell else None
@@ -63,7 +69,7 @@ def table(store: Store) -> str:
             f"{metrics['search']['preset_report'].get('test_fsr', math.nan):.1f}", f"{metrics['wall_seconds']:.0f}",
         ))
     head = ("| model / attack / interpreter | budget | chosen lr / lambda / surrogate | test FSR | control FSR "
-            "| test loss: base -> manipulated | top-1 drop | within 5 points: FSR at drop (fooling split) "
+            "| test loss: base -> manipulated | top-1 drop | within 5 points: test FSR at fooling-split drop "
             "| preset configuration's FSR | s |")
     lines = [head, "|" + "---|" * 10]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in sorted(rows)]
@@ -89,7 +95,8 @@ def main() -> None:
                 record = runner.run_grid([cell], score_with=[interpreter])[0]
                 print(f"{cell.label} seed {cell.seed} budget {budget}: {record.status} "
                       f"({time.perf_counter() - start:.0f} s)", flush=True)
-    print(table(store))
+    named = {tuple(spec.split(":")) for spec in args.cells}
+    print(table(store, named or None, set(seeds)))
     if args.figure:
         from robustbench_interp.figures import draw_budget
 
