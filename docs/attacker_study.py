@@ -6,7 +6,8 @@ The table and figure of the README's "What the budget changes" come from it:
     python docs/attacker_study.py --store /tmp/attacker_study --budgets 2000 \\
         vgg:location:gradcam resnet:location:simplegrad resnet:center_mass:simplegrad \\
         resnet:location:lrp resnet:center_mass:lrp \\
-        resnet:location:gradient_x_input resnet:center_mass:gradient_x_input
+        resnet:location:gradient_x_input resnet:center_mass:gradient_x_input \\
+        resnet:location:lrp_t resnet:center_mass:lrp_t
     python docs/attacker_study.py --store /tmp/attacker_study --budgets 8000 \\
         vgg:location:gradcam resnet:location:simplegrad --figure docs/attacker_budget.png
 
