@@ -31,10 +31,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from steps import bench_model, manipulation_step, training_step  # noqa: E402
+from steps import bench_model, manipulation_step, training_step
 
-from robustbench_interp.attacks.location import location_penalty  # noqa: E402
-from robustbench_interp.interpreters import get_interpreter  # noqa: E402
+from robustbench_interp.attacks.location import location_penalty
+from robustbench_interp.interpreters import get_interpreter
 
 
 def shared_step(model: nn.Module, layer: nn.Module, interp, optimizer: torch.optim.Optimizer,
