@@ -33,6 +33,12 @@ How every number is made (SPEC section 8, "honest scoring"):
   no gradient with respect to the weights, or it declares itself non-differentiable) is listed
   "not attackable adaptively (gradient masked / non-differentiable)", after the adaptively ranked
   ones, by its transfer fooling: never as robust.
+- **Budget parity.** Every attacking interpreter gets the same attack (SPEC section 8): the board's
+  *budget* is the attacker's search budget (optimizer steps, SPEC section 9; 0 for a preset or a
+  hand-set configuration) that most of its attacked cells ran with (the larger on a tie). A row
+  whose attacked cells ran with another budget (say a submission computed with ``--budget 0``
+  beside searched cells: a weaker attacker, which would rank its interpreter as more robust) is
+  marked (``#``) and left out of the aggregates.
 - **Equal coverage.** A *slot* is a (model, attack); an interpreter covers a slot when its adaptive
   row there is informative, kept, not degenerate and has its controls. Interpreters are taken in
   order of how many slots they cover (then by name); each joins the ranked group when the slots
@@ -112,6 +118,7 @@ DAGGER = "\u2020"          # not kept: a seed's top-1 drop exceeds MAX_TOP1_DROP
 UNINFORMATIVE = "\u2021"   # baseline or control FSR >= UNINFORMATIVE_FSR
 DEGENERATE = "\u00a7"      # the scored interpreter is degenerate on this model
 NO_CONTROL = "*"           # a seed without its control score
+OTHER_BUDGET = "#"         # attacked with another search budget than the board's
 CONTROL_MOVED = "\u00b0"   # a control moved top-1 by more than CONTROL_TOP1_CHANGE
 
 #: The columns that identify a row; a row's seeds are aggregated.
@@ -277,7 +284,8 @@ def aggregate(seeds: pd.DataFrame, degenerate: pd.DataFrame | None = None) -> pd
         row: dict[str, Any] = {**dict(zip(KEYS, key)), "adaptive": key[2] == key[3], "seeds": len(g),
                                "top1_drop": drops.mean(), "top1_drop_max": drops.max(),
                                "kept_seeds": int(g["kept"].sum()), "kept": bool(g["kept"].all()),
-                               "has_control": bool(_num(g, "control_fsr").notna().all())}
+                               "has_control": bool(_num(g, "control_fsr").notna().all()),
+                               "budgets": tuple(sorted(set(cell_budgets(g))))}
         for prefix in _PREFIXES:
             row.update(_group_numbers(g, prefix))
         rows.append(row)
@@ -292,16 +300,34 @@ def aggregate(seeds: pd.DataFrame, degenerate: pd.DataFrame | None = None) -> pd
         flagged = {(m, s) for m, s, d in zip(degenerate["model"], degenerate["scored_interpreter"],
                                              degenerate["degenerate"]) if d}
     df["degenerate"] = [(m, s) in flagged for m, s in zip(df["model"], df["scored_interpreter"])]
-    df["counted"] = df["informative"] & df["kept"] & df["has_control"] & ~df["degenerate"]
-    first = [*KEYS, "adaptive", "seeds", "counted", "informative", "kept", "degenerate", "has_control"]
+    board = board_budget(attacked)
+    df["at_budget"] = [budgets == (board,) for budgets in df["budgets"]]
+    df["budgets"] = [",".join(str(b) for b in budgets) for budgets in df["budgets"]]
+    df["counted"] = df["informative"] & df["kept"] & df["has_control"] & ~df["degenerate"] & df["at_budget"]
+    first = [*KEYS, "adaptive", "seeds", "counted", "informative", "kept", "degenerate", "has_control", "at_budget"]
     return _sort(df[first + [c for c in df.columns if c not in first]], KEYS)
 
 
+def cell_budgets(seeds: pd.DataFrame) -> list[int]:
+    """The attacker's search budget of each score row's cell (0: a preset or a hand-set configuration)."""
+    return [int(b) for b in _num(seeds, "search.budget").fillna(0)]
+
+
+def board_budget(attacked: pd.DataFrame) -> int:
+    """The search budget that most of the attacked cells ran with (the larger on a tie): the budget
+    every row must share to count (budget parity, SPEC section 8)."""
+    cells = attacked.drop_duplicates("cell_id") if "cell_id" in attacked else attacked
+    counts = pd.Series(cell_budgets(cells), dtype=int).value_counts()
+    return int(max(counts.index, key=lambda b: (counts[b], b))) if len(counts) else 0
+
+
 def row_marks(row: Any) -> str:
-    """The marks of an aggregated row (its ``kept``, ``informative``, ``degenerate`` and ``has_control``
-    flags): the legend of the module docstring."""
+    """The marks of an aggregated row (its ``kept``, ``informative``, ``degenerate``, ``has_control``
+    and ``at_budget`` flags): the legend of the module docstring."""
+    at_budget = getattr(row, "at_budget", True)
     return "".join(mark for flag, mark in ((not row.kept, DAGGER), (not row.informative, UNINFORMATIVE),
-                                           (row.degenerate, DEGENERATE), (not row.has_control, NO_CONTROL)) if flag)
+                                           (row.degenerate, DEGENERATE), (not row.has_control, NO_CONTROL),
+                                           (not at_budget, OTHER_BUDGET)) if flag)
 
 
 # ------------------------------------------------------------------------------------ tables
@@ -552,6 +578,7 @@ def _ranking(rows: pd.DataFrame, cells: pd.DataFrame) -> tuple[pd.DataFrame, lis
             "left_out_not_kept": int((~adaptive["kept"]).sum()) if len(adaptive) else 0,
             "left_out_degenerate": int(adaptive["degenerate"].sum()) if len(adaptive) else 0,
             "left_out_no_control": int((~adaptive["has_control"]).sum()) if len(adaptive) else 0,
+            "left_out_other_budget": int((~adaptive["at_budget"]).sum()) if len(adaptive) else 0,
             "not_attackable_cells": len(blocked),
             "degenerate_on": ",".join(degenerate_on),
             "mean_top1_drop": _num(ok_cells, "top1_drop").mean() if len(ok_cells) else np.nan,
@@ -651,7 +678,7 @@ _MARKS_NOTE = (f"Markers: {DAGGER} not kept (a seed's manipulation cost more tha
                f"top-1); {UNINFORMATIVE} uninformative (mean baseline or control FSR >= {UNINFORMATIVE_FSR:g} %, "
                f"of the mean or of an Active class); {DEGENERATE} the scored interpreter is degenerate on this model "
                f"(>= {DEGENERATE_RATE:g} % of its base-model maps constant); {NO_CONTROL} a seed has no control "
-               "score. Marked rows are shown and left out of every aggregate (ranking, transfer matrix).")
+               f"score; {OTHER_BUDGET} attacked with another search budget than the board's (budget parity). Marked rows are shown and left out of every aggregate (ranking, transfer matrix).")
 _SEEDS_NOTE = ("Each row is the mean over the seeds of its cell (std: sample standard deviation over the seeds); "
                "its interval runs from the lowest per-seed Wilson 95 % lower bound to the highest per-seed upper "
                "bound, so it covers both the sampling of the scored images and the seed spread. Control: the scored "
@@ -688,7 +715,7 @@ def _notes(track: str, slots: list[tuple[str, str]], ranked: pd.DataFrame) -> di
         "ranking": (
             "Interpreters by mean fooling (FSR above max(baseline, control)) of their adaptive rows; lower is "
             "more robust. A slot is a (model, attack) where the interpreter's adaptive row counts (informative, "
-            "kept, not degenerate, with controls). Interpreters are taken by decreasing number of slots; each "
+            "kept, not degenerate, with controls, attacked with the board's search budget). Interpreters are taken by decreasing number of slots; each "
             "joins the ranked group when the slots common to the group still number at least "
             f"{MIN_COVERAGE:g} x the largest coverage. The group ('{RANKED}') is ranked over exactly those "
             f"{len(slots)} common slot{'' if len(slots) == 1 else 's'} ({where}); fsr is the raw mean FSR over the same slots.{single} Others "
@@ -707,7 +734,7 @@ def _ranking_text(rank: pd.DataFrame) -> dict[str, pd.DataFrame]:
     for col in ("fooling", "fsr", "baseline_fsr", "control_fsr", "mean_top1_drop", "transfer_fooling",
                 "transfer_fsr"):
         text[col] = text[col].map(_fmt)
-    reasons = ("uninformative", "not_kept", "degenerate", "no_control")
+    reasons = ("uninformative", "not_kept", "degenerate", "no_control", "other_budget")
     text["left out"] = [", ".join(f"{int(n)} {why.replace('_', ' ')}" for why, n in zip(reasons, counts) if n) or "-"
                         for counts in zip(*(rank[f"left_out_{why}"] for why in reasons))]
     text = text[["section", "rank", "interpreter", "fooling", "fsr", "baseline_fsr", "control_fsr", "slots",

@@ -43,6 +43,7 @@ from robustbench_interp.leaderboard import (
     DEGENERATE,
     MAX_TOP1_DROP,
     NO_CONTROL,
+    OTHER_BUDGET,
     PARTIAL,
     RANKED,
     SECTIONS,
@@ -206,9 +207,10 @@ FSR_COLUMNS = (
            title=f"largest top-1 drop (points) over the seeds; at most {MAX_TOP1_DROP:g} to be kept"),
     Column("kept", "kept", "flag", select=True, title=f"every seed's top-1 drop is at most {MAX_TOP1_DROP:g} points"),
     Column("counted", "counts", "flag", select=True,
-           title="informative, kept, not degenerate and with controls: counts in the ranking and transfer matrix"),
+           title="informative, kept, not degenerate, with controls and at the board's search budget: counts in "
+                 "the ranking and transfer matrix"),
     Column("marks", "marks", title=f"{DAGGER} not kept, {UNINFORMATIVE} uninformative, {DEGENERATE} degenerate, "
-                                   f"{NO_CONTROL} no control"),
+                                   f"{NO_CONTROL} no control, {OTHER_BUDGET} another search budget than the board's"),
 )
 ACCURACY_COLUMNS = (
     Column("attack", "attack", select=True),
@@ -257,7 +259,7 @@ def fsr_section(rows: pd.DataFrame, note: str | None) -> str:
     if rows is None or rows.empty:
         return _absent("No FSR yet: the records hold no scored manipulation.")
     df = rows.reset_index(drop=True).copy()
-    for name in ("kept", "informative", "has_control", "counted"):
+    for name in ("kept", "informative", "has_control", "counted", "at_budget"):
         df[name] = _flag(df, name, True)
     df["degenerate"] = _flag(df, "degenerate", False)
     df["marks"] = [row_marks(r) for _, r in df.iterrows()]  # the flags made bools above
@@ -296,7 +298,7 @@ def accuracy_section(numbers: pd.DataFrame, note: str | None) -> str:
 
 
 def _left_out(row: pd.Series) -> str:
-    reasons = ("uninformative", "not_kept", "degenerate", "no_control")
+    reasons = ("uninformative", "not_kept", "degenerate", "no_control", "other_budget")
     counts = [(why, _number(row.get(f"left_out_{why}"))) for why in reasons]
     return ", ".join(f"{int(n)} {why.replace('_', ' ')}" for why, n in counts if n) or "-"
 
@@ -665,7 +667,8 @@ def _how_to_read(track: str) -> str:
         "average <em>fooling</em> = FSR - max(baseline, control). A manipulation counts only when it keeps the "
         f"model: a top-1 drop of at most {MAX_TOP1_DROP:g} points. Rows not kept ({DAGGER}), uninformative "
         f"({UNINFORMATIVE}: baseline or control FSR &ge; {UNINFORMATIVE_FSR:g} %), degenerate ({DEGENERATE}) or "
-        f"without control ({NO_CONTROL}) are shown in grey and left out of every aggregate. Click a column "
+        f"without control ({NO_CONTROL}) or attacked with another search budget than the rest of the board "
+        f"({OTHER_BUDGET}) are shown in grey and left out of every aggregate. Click a column "
         "header to sort; type in a filter box or pick a value to filter the rows.</p>")
 
 

@@ -14,7 +14,9 @@ from robustbench_interp.leaderboard import (
     DAGGER,
     DEGENERATE,
     MAX_TOP1_DROP,
+    LEFT_OUT,
     NOT_ATTACKABLE,
+    OTHER_BUDGET,
     PARTIAL,
     RANKED,
     UNINFORMATIVE,
@@ -201,6 +203,47 @@ def test_the_kept_rule_needs_every_seed_within_two_points(tmp_path):
     assert row(tables["detail"], "topk", "gradcam", "gradcam").counted
     rank = tables["ranking"].loc["gradcam"]
     assert (rank.fsr, rank.slots, rank.left_out_not_kept) == (50.0, 1, 1)  # the broken 0 % is not averaged in
+
+
+def add_searched(store: Store, model: str, attack: str, attacker: str, seed: int, fsr: float,
+                 budget: int = 2000) -> None:
+    """A cell the attacker searched with ``budget``, scored by ``attacker``, with its control (the
+    chosen configuration with lambda = 0)."""
+    (cfg,) = build_grid("tiny", [model], [attack], [attacker], seeds=[seed], budget=budget)
+    assert cfg.search is not None and cfg.search.budget == budget
+    control = cfg.control_for(cfg.params)
+    store.put(cfg, accuracy(0.5), control=control)
+    store.put_score(cfg.cell_id, attacker, score(fsr, 0.0))
+    store.put(control, accuracy(0.1))
+    store.put_score(control.cell_id, attacker, score(0.0, 0.0))
+
+
+def test_a_row_attacked_with_another_budget_than_the_boards_is_marked_and_left_out(tmp_path):
+    """Budget parity: Grad-CAM's cells are searched with budget 2000 (six of them), LRP_T's ran the
+    presets alone (three): LRP_T's 10 % comes from a weaker attacker and must not rank it as robust."""
+    store = Store(tmp_path / "s")
+    for seed in SEEDS:
+        for model in ("vgg", "resnet"):
+            add_searched(store, model, "location", "gradcam", seed, 80.0)
+        add_cell(store, "vgg", "location", "lrp_t", seed, {"lrp_t": score(10.0, 0.0)},
+                 control={"lrp_t": score(0.0, 0.0)})
+    tables = board(store, tmp_path)
+    weak = row(tables["detail"], "location", "lrp_t", "lrp_t")
+    assert (weak.at_budget, weak.counted, str(weak.budgets)) == (False, False, "0")
+    searched = row(tables["detail"], "location", "gradcam", "gradcam")
+    assert (searched.at_budget, searched.counted, str(searched.budgets)) == (True, True, "2000")
+    assert f"10.0\u00b10.0 (0.0, 0.0){OTHER_BUDGET}" in tables["fsr.md"]
+    assert f"80.0\u00b10.0 (0.0, 0.0){OTHER_BUDGET}" not in tables["fsr.md"]
+    rank = tables["ranking"]
+    assert (rank.loc["lrp_t", "section"], rank.loc["lrp_t", "left_out_other_budget"]) == (LEFT_OUT, 1)
+    assert rank.loc["gradcam", "section"] == RANKED and rank.loc["gradcam", "slots"] == 2
+    assert "1 other budget" in tables["ranking.md"]
+    # the same preset cells alone are a board of their own budget (0): nothing is marked
+    alone = Store(tmp_path / "alone")
+    for seed in SEEDS:
+        add_cell(alone, "vgg", "location", "lrp_t", seed, {"lrp_t": score(10.0, 0.0)},
+                 control={"lrp_t": score(0.0, 0.0)})
+    assert row(board(alone, tmp_path)["detail"], "location", "lrp_t", "lrp_t").counted
 
 
 def test_the_accuracy_table_shows_each_attacks_control_first(store, tmp_path):
