@@ -13,8 +13,8 @@ from robustbench_interp.grid import build_grid
 from robustbench_interp.leaderboard import (
     DAGGER,
     DEGENERATE,
-    MAX_TOP1_DROP,
     LEFT_OUT,
+    MAX_TOP1_DROP,
     NOT_ATTACKABLE,
     OTHER_BUDGET,
     PARTIAL,
