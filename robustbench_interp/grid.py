@@ -95,11 +95,10 @@ def with_controls(cells: Iterable[CellConfig]) -> tuple[CellConfig, ...]:
 # leaderboard's (`rbi run --grid leaderboard`), a submission's (`pytest suites/`) and the regression
 # check's (`rbi check`). Each is a list of cells and the interpreters scored on every cell.
 
-#: The attacker's budget of the named grids when none is given (SPEC section 9; ``--budget``): 0
-#: runs each cell's preset alone; None would search with the track's budget (tiny: 2000 optimizer
-#: steps). The committed leaderboard holds preset cells, so the default stays 0 until it is
-#: recomputed with the search; ``--budget 2000`` searches now.
-GRID_BUDGET: int | None = 0
+#: The attacker's budget of the named grids when none is given (SPEC section 9; ``--budget``): None
+#: searches with the track's budget (tiny: 2000 optimizer steps), the committed leaderboard's; 0 runs
+#: each cell's preset alone (the quick job's default).
+GRID_BUDGET: int | None = None
 #: The main job's attacking interpreters: Grad-CAM, the paper's main one, so that a first run on a
 #: 2-core CPU, base model training included, stays within about 15 minutes.
 RUN_ATTACKERS = ("gradcam",)
@@ -258,6 +257,7 @@ def check_grid(track: str, cells: Sequence[str] = CHECK_CELLS, scorers: Sequence
     """The regression check's cells (``model:attack:interpreter`` each, for :data:`CHECK_SEEDS`
     unless ``seeds`` says otherwise) and the interpreters scored on them besides the attacking ones."""
     kw["seeds"] = seeds or CHECK_SEEDS
+    kw.setdefault("budget", GRID_BUDGET)  # the committed cells' budget
     parsed = [parse_cell(text) for text in cells]
     built = [cell for model, attack, interp in parsed for cell in build_grid(track, [model], [attack], [interp], **kw)]
     return Grid("check", tuple(built), tuple(scorers))

@@ -80,7 +80,8 @@ def test_the_named_grids_search_with_a_budget_and_run_presets_without():
     hand = build_grid("tiny", ["resnet"], ["location"], ["gradcam"], budget=None, overrides={"lr": 1e-4, "lam": 1})
     assert hand[0].search is None  # a hand-set configuration runs alone
     assert main_grid("tiny", ["resnet"], ["location"], budget=0).attacked[0].search is None
-    assert main_grid("tiny", ["resnet"], ["location"]).attacked[0].search is None  # GRID_BUDGET: the committed cells
+    committed = main_grid("tiny", ["resnet"], ["location"]).attacked[0].search  # GRID_BUDGET: the committed cells
+    assert committed is not None and committed.budget == 2000
 
 
 def test_a_searched_cell_has_its_own_identity_and_its_control_follows_the_choice():

@@ -14,7 +14,8 @@ def cells_of(*argv: str):
     args = build_parser().parse_args(["run", *argv])
     cells, scorers = run_cells(args, "tiny", MODELS, ATTACKS)
     attacked = [c for c in cells if not c.is_control]
-    assert {c.control.cell_id for c in attacked} == {c.cell_id for c in cells if c.is_control}
+    preset = [c for c in attacked if c.search is None]  # a searched cell's control follows its choice
+    assert {c.control.cell_id for c in preset} == {c.cell_id for c in cells if c.is_control}
     return attacked, scorers
 
 
@@ -35,6 +36,7 @@ def test_the_main_grid_attacks_through_grad_cam_only():
     assert len(cells) == len(MODELS) * len(ATTACKS) * 3  # the tiny track's three seeds
     assert [c.seed for c in cells] == sorted(c.seed for c in cells)  # seed-major
     assert scorers[0] == "gradcam" and "lrp_t" in scorers
+    assert all(c.search is not None and c.search.budget == 2000 for c in cells)  # the committed board's budget
 
 
 def test_the_leaderboard_grid_attacks_through_every_differentiable_interpreter():
@@ -97,20 +99,27 @@ def test_rbi_leaderboard_rebuilds_the_committed_tables_from_the_committed_record
     assert {p.name: p.read_bytes() for p in board.iterdir() if p.is_file()} == before
 
 
-def test_the_committed_records_are_todays_preset_cells():
-    """A preset change without a new leaderboard fails here."""
+def test_the_committed_records_are_todays_searched_cells():
+    """A change to a preset, the search space or the track's budget without a new leaderboard fails
+    here: every committed attacked cell is the one the grid builds today, searched, and every
+    committed control is the one a committed cell's search chose."""
     from pathlib import Path
 
     from robustbench_interp.grid import build_grid
     from robustbench_interp.leaderboard import records_store
 
     board = records_store(Path(__file__).resolve().parents[1] / "leaderboard" / "tiny")
-    for record in board.records():
+    records = list(board.records())
+    chosen = set()
+    for record in records:
         c = record.config
-        attacked = c["interpreter"] != "control"
-        interpreter = c["interpreter"] if attacked else "gradcam"  # a control: that of a Grad-CAM cell
-        (cell,) = build_grid("tiny", [c["model"]], [c["attack"]], [interpreter], seeds=[c["seed"]])
-        assert (cell if attacked else cell.control).cell_id == record.cell_id, record.label
+        if c["interpreter"] == "control":
+            continue
+        (cell,) = build_grid("tiny", [c["model"]], [c["attack"]], [c["interpreter"]], seeds=[c["seed"]], budget=None)
+        assert cell.search is not None and cell.cell_id == record.cell_id, record.label
+        chosen.add(record.control_cell)
+    controls = {r.cell_id for r in records if r.config["interpreter"] == "control"}
+    assert controls and controls <= chosen
 
 
 def test_rbi_leaderboard_refuses_a_missing_or_empty_store_and_keeps_the_tables(capsys, tmp_path):
