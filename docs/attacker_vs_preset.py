@@ -1,11 +1,12 @@
 """Old against new, cell by cell: the hand-tuned preset's FSR and top-1 drop against the attacker's.
 
-    python docs/attacker_vs_preset.py --store STORE [--presets leaderboard/tiny/records]
+    python docs/attacker_vs_preset.py --store STORE --presets DIR
 
 STORE holds searched cells (``rbi run --grid main --budget 2000 --store STORE``); ``--presets`` is a
-store of preset cells of the same grid places, by default the records of the committed tiny
-leaderboard computed with the presets (``git show <commit>:leaderboard/tiny/records`` restores it once
-the board holds the attacker's cells). One Markdown row per searched cell: the preset cell's test FSR
+store of preset cells of the same grid places: the records of the tiny leaderboard as it was
+computed with the presets, before the attacker's cells replaced them (``git archive 4389c06
+leaderboard/tiny/records | tar -x -C /tmp/presets`` restores them; the default, today's committed
+records, holds none, and the script says so). One Markdown row per searched cell: the preset cell's test FSR
 and drop, the attacker's, the configuration it chose, and whether the preset run inside the search
 reproduced the preset cell's test FSR (it must: the same configuration, seed and steps), and the
 two FSRs on the fooling split, where the search chose (the choice is never below the preset there
@@ -116,7 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True, help="a store of searched cells")
     parser.add_argument("--presets", default="leaderboard/tiny/records", help="a store of the preset cells")
     args = parser.parse_args(argv)
-    lines, counts = rows(Store(args.store), Store(args.presets))
+    preset_store = Store(args.presets)
+    if not presets(preset_store):
+        print(f"--presets {args.presets}: holds no preset cell (the committed board is the attacker's since it was "
+              "recomputed); restore the preset board's records from the history, e.g. git archive 4389c06 "
+              "leaderboard/tiny/records | tar -x -C /tmp/presets, and pass --presets /tmp/presets/leaderboard/tiny/records",
+              file=sys.stderr)
+        return 2
+    lines, counts = rows(Store(args.store), preset_store)
     print("| model | attack | interpreter | seed | preset FSR | preset drop | attacker FSR | attacker drop | chosen lr / "
           "lambda / surrogate | fooling split FSR: preset -> chosen | preset reproduced in the search |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
