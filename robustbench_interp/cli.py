@@ -308,9 +308,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"[rbi] {len(records) + len(refused)} cells ({len(failed)} failed) in {time.perf_counter() - started:.0f} s; "
           f"leaderboard in {out}/", file=sys.stderr)
     if args.grid == "quick":
-        print(f"[rbi] the quick job: models {models}, seeds {sorted({c.seed for c in cells})}, the hand-set presets; "
-              "the committed leaderboard (leaderboard/) is the main job, every model and seed: "
-              "rbi run --grid main --leaderboard-dir leaderboard", file=sys.stderr)
+        budgets = sorted({c.search.budget for c in cells if c.search is not None})
+        attack = f"searched at budget {', '.join(map(str, budgets))}" if budgets else "the hand-set presets"
+        print(f"[rbi] the quick job: models {models}, seeds {sorted({c.seed for c in cells})}, {attack}; "
+              "the committed leaderboard (leaderboard/) is the main job, every model and seed, each cell searched "
+              "by the attacker: rbi run --grid main --leaderboard-dir leaderboard", file=sys.stderr)
     for label, reason in failed:
         print(f"[rbi] failed: {label}: {reason}", file=sys.stderr)
     if failed:
