@@ -64,9 +64,8 @@ def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def rows(searched: Store, preset_store: Store) -> tuple[list[str], dict[str, int]]:
-    """The Markdown rows and the summary counts."""
-    old = presets(preset_store)
+def rows(searched: Store, old: dict[tuple[Any, ...], Any]) -> tuple[list[str], dict[str, int]]:
+    """The Markdown rows and the summary counts, against the preset cells ``old`` (:func:`presets`)."""
     lines, counts = [], {"cells": 0, "no_preset": 0, "higher": 0, "equal": 0, "lower_kept": 0,
                          "lower_kept_but_chosen_higher": 0, "lower_preset_not_kept": 0, "not_reproduced": 0,
                          "chosen_below_preset_on_fooling_split": 0}
@@ -117,14 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True, help="a store of searched cells")
     parser.add_argument("--presets", default="leaderboard/tiny/records", help="a store of the preset cells")
     args = parser.parse_args(argv)
-    preset_store = Store(args.presets)
-    if not presets(preset_store):
+    old = presets(Store(args.presets))
+    if not old:
         print(f"--presets {args.presets}: holds no preset cell (the committed board is the attacker's since it was "
               "recomputed); restore the preset board's records from the history, e.g. git archive 4389c06 "
               "leaderboard/tiny/records | tar -x -C /tmp/presets, and pass --presets /tmp/presets/leaderboard/tiny/records",
               file=sys.stderr)
         return 2
-    lines, counts = rows(Store(args.store), preset_store)
+    lines, counts = rows(Store(args.store), old)
     print("| model | attack | interpreter | seed | preset FSR | preset drop | attacker FSR | attacker drop | chosen lr / "
           "lambda / surrogate | fooling split FSR: preset -> chosen | preset reproduced in the search |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -256,8 +256,7 @@ def check_grid(track: str, cells: Sequence[str] = CHECK_CELLS, scorers: Sequence
                seeds: Sequence[int] | None = None, **kw: Any) -> Grid:
     """The regression check's cells (``model:attack:interpreter`` each, for :data:`CHECK_SEEDS`
     unless ``seeds`` says otherwise) and the interpreters scored on them besides the attacking ones."""
-    kw["seeds"] = seeds or CHECK_SEEDS
-    kw.setdefault("budget", GRID_BUDGET)  # the committed cells' budget
+    kw = _named_grid_kw(track, {**kw, "seeds": seeds or CHECK_SEEDS})  # the committed cells' budget
     parsed = [parse_cell(text) for text in cells]
     built = [cell for model, attack, interp in parsed for cell in build_grid(track, [model], [attack], [interp], **kw)]
     return Grid("check", tuple(built), tuple(scorers))

@@ -121,6 +121,9 @@ NO_CONTROL = "*"           # a seed without its control score
 OTHER_BUDGET = "#"         # attacked with another search budget than the board's
 CONTROL_MOVED = "\u00b0"   # a control moved top-1 by more than CONTROL_TOP1_CHANGE
 
+#: Why an adaptive row is left out of the aggregates: the ranking's ``left_out_<reason>`` counts.
+LEFT_OUT_REASONS = ("uninformative", "not_kept", "degenerate", "no_control", "other_budget")
+
 #: The columns that identify a row; a row's seeds are aggregated.
 KEYS = ["model", "attack", "attacking_interpreter", "scored_interpreter"]
 #: The groups of a two-class attack (Active), each scored on its own.
@@ -324,10 +327,9 @@ def board_budget(attacked: pd.DataFrame) -> int:
 def row_marks(row: Any) -> str:
     """The marks of an aggregated row (its ``kept``, ``informative``, ``degenerate``, ``has_control``
     and ``at_budget`` flags): the legend of the module docstring."""
-    at_budget = getattr(row, "at_budget", True)
     return "".join(mark for flag, mark in ((not row.kept, DAGGER), (not row.informative, UNINFORMATIVE),
                                            (row.degenerate, DEGENERATE), (not row.has_control, NO_CONTROL),
-                                           (not at_budget, OTHER_BUDGET)) if flag)
+                                           (not row.at_budget, OTHER_BUDGET)) if flag)
 
 
 # ------------------------------------------------------------------------------------ tables
@@ -678,7 +680,8 @@ _MARKS_NOTE = (f"Markers: {DAGGER} not kept (a seed's manipulation cost more tha
                f"top-1); {UNINFORMATIVE} uninformative (mean baseline or control FSR >= {UNINFORMATIVE_FSR:g} %, "
                f"of the mean or of an Active class); {DEGENERATE} the scored interpreter is degenerate on this model "
                f"(>= {DEGENERATE_RATE:g} % of its base-model maps constant); {NO_CONTROL} a seed has no control "
-               f"score; {OTHER_BUDGET} attacked with another search budget than the board's (budget parity). Marked rows are shown and left out of every aggregate (ranking, transfer matrix).")
+               f"score; {OTHER_BUDGET} attacked with another search budget than the board's (budget parity). "
+               "Marked rows are shown and left out of every aggregate (ranking, transfer matrix).")
 _SEEDS_NOTE = ("Each row is the mean over the seeds of its cell (std: sample standard deviation over the seeds); "
                "its interval runs from the lowest per-seed Wilson 95 % lower bound to the highest per-seed upper "
                "bound, so it covers both the sampling of the scored images and the seed spread. Control: the scored "
@@ -715,8 +718,9 @@ def _notes(track: str, slots: list[tuple[str, str]], ranked: pd.DataFrame) -> di
         "ranking": (
             "Interpreters by mean fooling (FSR above max(baseline, control)) of their adaptive rows; lower is "
             "more robust. A slot is a (model, attack) where the interpreter's adaptive row counts (informative, "
-            "kept, not degenerate, with controls, attacked with the board's search budget). Interpreters are taken by decreasing number of slots; each "
-            "joins the ranked group when the slots common to the group still number at least "
+            "kept, not degenerate, with controls, attacked with the board's search budget). Interpreters are "
+            "taken by decreasing number of slots; each joins the ranked group when the slots common to the group "
+            "still number at least "
             f"{MIN_COVERAGE:g} x the largest coverage. The group ('{RANKED}') is ranked over exactly those "
             f"{len(slots)} common slot{'' if len(slots) == 1 else 's'} ({where}); fsr is the raw mean FSR over the same slots.{single} Others "
             f"with counted adaptive rows are ranked under '{PARTIAL}' over their own slots (not comparable with "
@@ -734,9 +738,9 @@ def _ranking_text(rank: pd.DataFrame) -> dict[str, pd.DataFrame]:
     for col in ("fooling", "fsr", "baseline_fsr", "control_fsr", "mean_top1_drop", "transfer_fooling",
                 "transfer_fsr"):
         text[col] = text[col].map(_fmt)
-    reasons = ("uninformative", "not_kept", "degenerate", "no_control", "other_budget")
-    text["left out"] = [", ".join(f"{int(n)} {why.replace('_', ' ')}" for why, n in zip(reasons, counts) if n) or "-"
-                        for counts in zip(*(rank[f"left_out_{why}"] for why in reasons))]
+    text["left out"] = [", ".join(f"{int(n)} {why.replace('_', ' ')}" for why, n in zip(LEFT_OUT_REASONS, counts)
+                                  if n) or "-"
+                        for counts in zip(*(rank[f"left_out_{why}"] for why in LEFT_OUT_REASONS))]
     text = text[["section", "rank", "interpreter", "fooling", "fsr", "baseline_fsr", "control_fsr", "slots",
                  "own_slots", "adaptive_rows", "left out", "not_attackable_cells", "degenerate_on", "mean_top1_drop",
                  "transfer_fooling", "transfer_fsr", "transfer_rows"]]

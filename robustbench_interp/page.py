@@ -41,6 +41,7 @@ from robustbench_interp.leaderboard import (
     CONTROL_TOP1_CHANGE,
     DAGGER,
     DEGENERATE,
+    LEFT_OUT_REASONS,
     MAX_TOP1_DROP,
     NO_CONTROL,
     OTHER_BUDGET,
@@ -298,8 +299,7 @@ def accuracy_section(numbers: pd.DataFrame, note: str | None) -> str:
 
 
 def _left_out(row: pd.Series) -> str:
-    reasons = ("uninformative", "not_kept", "degenerate", "no_control", "other_budget")
-    counts = [(why, _number(row.get(f"left_out_{why}"))) for why in reasons]
+    counts = [(why, _number(row.get(f"left_out_{why}"))) for why in LEFT_OUT_REASONS]
     return ", ".join(f"{int(n)} {why.replace('_', ' ')}" for why, n in counts if n) or "-"
 
 
