@@ -47,14 +47,22 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.T
 
 
 def manipulation_step(model: nn.Module, layer: nn.Module, interp, optimizer: torch.optim.Optimizer,
-                      x: torch.Tensor, target: torch.Tensor) -> None:
+                      x: torch.Tensor, target: torch.Tensor, *, share: bool | None = None) -> bool:
+    """One Location manipulation step; its cross-entropy takes the interpreter's logits when
+    ``share`` (None: where the interpreter declares ``shares_forward``, as the package's step does)
+    and the interpreter made one forward pass on ``x``. Returns whether it did."""
     from robustbench_interp.attacks.location import location_penalty
+    from robustbench_interp.interpreters.autograd import capture_logits
 
-    h = interp.explain(model, x, target, layer=layer, create_graph=True)
-    loss = F.cross_entropy(model(x), target) + location_penalty(h)
+    with capture_logits(model, x) as logits:  # the cross-entropy shares the forward pass where allowed
+        h = interp.explain(model, x, target, layer=layer, create_graph=True)
+    share = getattr(interp, "shares_forward", False) if share is None else share
+    shared = share and len(logits) == 1
+    loss = F.cross_entropy(logits[0] if shared else model(x), target) + location_penalty(h)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+    return shared
 
 
 def bench_model(classes: int = 10) -> tuple[nn.Module, nn.Module]:

@@ -1,19 +1,19 @@
-"""What sharing the forward pass between the cross-entropy term and the interpreter would save.
+"""What sharing the forward pass between the cross-entropy term and the interpreter saves.
 
-A manipulation step today computes the cross-entropy on a forward pass of its own, beside the one
-the interpreter makes inside ``explain`` (``attacks/finetune.py``). Where the interpreter runs the
-whole model once on the batch itself, the cross-entropy could use that forward's logits: the same
-loss, one forward and its backward fewer, different rounding. This script times, interleaved on
-the benchmarks' model and batch (ResNet-18, 64x64, batch 32; ``benchmarks/steps.py``), a training
-step, the manipulation step as it is, and the step with the shared forward, and prints each
-manipulation step's median ratio to a training step (quartiles) and the median ratio of the shared
-step to the separate one::
+A manipulation step takes its cross-entropy from the logits of the forward pass the interpreter
+makes inside ``explain`` where the interpreter declares ``shares_forward`` (SimpleGrad, its target-
+layer variant and gradient x input: the shared step gives the same weights to the last bit,
+``tests/test_shared_forward.py``), and computes a forward pass of its own otherwise. This script
+times, interleaved on the benchmarks' model and batch (ResNet-18, 64x64, batch 32;
+``benchmarks/steps.py``), a training step, the step with a forward pass of its own, and the step
+with the shared forward (forced, also for interpreters that do not declare it: for Grad-CAM it
+changes the rounding, so it waits for a new benchmark version), and prints each step's median ratio
+to a training step (quartiles) and the median ratio of the shared step to the separate one::
 
     python docs/shared_forward.py gradcam simplegrad gradient_x_input lrp_t
 
-The shared step takes the logits from a forward hook on the model; an interpreter whose
-``explain`` does not call the model on the batch itself (the LRP engines run its layers one by
-one) falls back to a forward of its own, as today.
+An interpreter whose ``explain`` does not call the model on the batch itself (the LRP engines run
+its layers one by one) has nothing to share: its step makes a forward pass of its own.
 """
 
 from __future__ import annotations
@@ -26,39 +26,13 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from steps import bench_model, manipulation_step, training_step
 
-from robustbench_interp.attacks.location import location_penalty
 from robustbench_interp.interpreters import get_interpreter
-
-
-def shared_step(model: nn.Module, layer: nn.Module, interp, optimizer: torch.optim.Optimizer,
-                x: torch.Tensor, target: torch.Tensor) -> bool:
-    """One manipulation step whose cross-entropy reuses the interpreter's forward on ``x`` when
-    there was exactly one, on ``x``'s own memory and with a graph; returns whether it was shared."""
-    seen: list[torch.Tensor] = []
-
-    def keep(_module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        if inputs and inputs[0].data_ptr() == x.data_ptr() and inputs[0].shape == x.shape:
-            seen.append(output)
-
-    hook = model.register_forward_hook(keep)
-    try:
-        h = interp.explain(model, x, target, layer=layer, create_graph=True)
-    finally:
-        hook.remove()
-    shared = len(seen) == 1 and seen[0].requires_grad
-    logits = seen[0] if shared else model(x)
-    loss = F.cross_entropy(logits, target) + location_penalty(h)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return shared
 
 
 def main() -> None:
@@ -79,16 +53,16 @@ def main() -> None:
         interp = get_interpreter(name)
         (mt, _, ot), (ma, la, oa), (mb, lb, ob) = copy_of(), copy_of(), copy_of()
         training_step(mt, ot, x, target)  # warm-up: Adam's state, lazy initialisations
-        manipulation_step(ma, la, interp, oa, x, target)
-        shared = shared_step(mb, lb, interp, ob, x, target)
+        manipulation_step(ma, la, interp, oa, x, target, share=False)
+        shared = manipulation_step(mb, lb, interp, ob, x, target, share=True)
         separate, joint = [], []
         for _ in range(args.pairs):
             t0 = time.perf_counter()
             training_step(mt, ot, x, target)
             t1 = time.perf_counter()
-            manipulation_step(ma, la, interp, oa, x, target)
+            manipulation_step(ma, la, interp, oa, x, target, share=False)
             t2 = time.perf_counter()
-            shared_step(mb, lb, interp, ob, x, target)
+            manipulation_step(mb, lb, interp, ob, x, target, share=True)
             t3 = time.perf_counter()
             training_step(mt, ot, x, target)
             t4 = time.perf_counter()

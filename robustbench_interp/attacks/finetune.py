@@ -57,6 +57,7 @@ from robustbench_interp.errors import (
     NotDifferentiableError,
     RBIError,
 )
+from robustbench_interp.interpreters.autograd import capture_logits
 from robustbench_interp.interpreters.base import Interpreter, capture_output, check_map
 from robustbench_interp.interpreters.isolation import isolated
 from robustbench_interp.interpreters.noise import attack_noise_seed
@@ -350,6 +351,7 @@ class ManipulationRun:
         self.seconds = 0.0
         self.step = 0  # minibatches so far
         self.t = 0  # optimizer steps so far, replays counted: the index of the noise seed and of the masking check
+        self.shared_steps = 0  # optimizer steps whose cross-entropy took the interpreter's logits
 
     @property
     def done(self) -> bool:
@@ -372,9 +374,7 @@ class ManipulationRun:
                 xf, yf = x, y
             for _ in range(self.replays):
                 x_ce = self.perturbation.perturb(x) if self.perturbation is not None else x
-                ce = F.cross_entropy(model(x_ce), y)
-                pen = (None if self.penalty is None
-                       else self.penalty(model, self.layer, xf, yf, attack_noise_seed(self.seed, self.t)))
+                ce, pen = self._losses(x_ce, y, xf, yf)
                 loss = ce if pen is None else ce + params.lam * pen
                 if not math.isfinite(float(loss.detach())):
                     raise InterpreterError(
@@ -399,6 +399,26 @@ class ManipulationRun:
         self.seconds += time.perf_counter() - start
         model.eval()
         return self
+
+    def _losses(self, x_ce: Tensor, y: Tensor, xf: Tensor, yf: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The step's cross-entropy on ``x_ce`` and penalty on ``xf`` (None in a control run).
+
+        Where the interpreter allows (:attr:`Interpreter.shares_forward`) and both terms see the
+        same batch, the cross-entropy takes the logits of the forward pass the interpreter made on
+        it: one forward and its backward fewer, the same weights to the last bit. A step in which
+        the interpreter made no such forward pass, or more than one, makes its own."""
+        model = self.model
+        if self.penalty is None:
+            return F.cross_entropy(model(x_ce), y), None
+        noise_seed = attack_noise_seed(self.seed, self.t)
+        if not (self.interpreter is not None and self.interpreter.shares_forward and x_ce is xf):
+            ce = F.cross_entropy(model(x_ce), y)
+            return ce, self.penalty(model, self.layer, xf, yf, noise_seed)
+        with capture_logits(model, x_ce) as logits:
+            pen = self.penalty(model, self.layer, xf, yf, noise_seed)
+        shared = len(logits) == 1 and logits[0].requires_grad
+        self.shared_steps += shared
+        return F.cross_entropy(logits[0] if shared else model(x_ce), y), pen
 
     def result(self) -> Manipulation:
         """The manipulation so far (the model itself, not a copy: it moves on if the run advances)."""

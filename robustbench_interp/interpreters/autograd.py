@@ -1,7 +1,10 @@
 """The autograd helpers every gradient-based interpreter shares, public so a plug-in need not copy them.
 
-- :func:`capture_output`: record a layer's output during forward passes (the one forward hook of
-  the package; it is removed on exit, whatever happens).
+- :func:`capture_output`: record a layer's output during forward passes.
+- :func:`capture_logits`: record the model's output on one batch (the manipulation step takes its
+  cross-entropy from it where the interpreter allows; :attr:`Interpreter.shares_forward`).
+
+These two are the package's forward hooks; each is removed on exit, whatever happens.
 - :func:`class_score`: the summed target-class logits ``sum_b y_{t_b}``, whose gradient is each
   image's own ``d y_t / d x``.
 - :func:`input_gradient`: ``d y_t / d x`` for a batch, in chunks of ``max_batch`` images if asked.
@@ -22,7 +25,7 @@ from torch import Tensor, nn
 
 from robustbench_interp.errors import ConfigError, InterpreterError
 
-__all__ = ["capture_output", "class_score", "input_gradient", "layer_gradient"]
+__all__ = ["capture_logits", "capture_output", "class_score", "input_gradient", "layer_gradient"]
 
 
 @contextlib.contextmanager
@@ -50,6 +53,30 @@ def capture_output(layer: nn.Module) -> Iterator[list[Tensor]]:
         return output.clone()
 
     handle = layer.register_forward_hook(hook)
+    try:
+        yield outputs
+    finally:
+        handle.remove()
+
+
+@contextlib.contextmanager
+def capture_logits(model: nn.Module, x: Tensor) -> Iterator[list[Tensor]]:
+    """Record the model's outputs on the batch ``x`` itself during the forward passes inside the block.
+
+    Yields a list that receives the output of every call of ``model`` whose input is ``x`` or a
+    view of the whole of it (the same memory and shape, as ``x.detach()`` is); calls on other
+    inputs (a chunk, a noisy copy, another batch) are not recorded. The output is not copied.
+    """
+    outputs: list[Tensor] = []
+    pointer, shape = x.data_ptr(), x.shape
+
+    def hook(_module: nn.Module, inputs: Any, output: Any) -> None:
+        first = inputs[0] if inputs else None
+        if isinstance(first, Tensor) and isinstance(output, Tensor) and first.data_ptr() == pointer \
+                and first.shape == shape:
+            outputs.append(output)
+
+    handle = model.register_forward_hook(hook)
     try:
         yield outputs
     finally:

@@ -58,6 +58,13 @@ class Interpreter(abc.ABC):
     hyperparams: ClassVar[type[HyperParams] | None] = None
     #: True when the map depends on random noise; its noise is then set through :meth:`reseeded`.
     stochastic: ClassVar[bool] = False
+    #: True when a manipulation step may take its cross-entropy from the logits of the forward pass
+    #: that :meth:`explain` makes on the batch itself, instead of a forward pass of its own (one
+    #: forward and its backward fewer). Set it only where the map's gradient does not flow back
+    #: through that forward pass's activations (a piecewise-linear model's input gradient: its
+    #: ReLU masks and max-pool indices pass none), so that the shared step gives the separate
+    #: step's weights to the last bit; ``tests/test_shared_forward.py`` checks the built-ins that set it.
+    shares_forward: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         declared = type(self).hyperparams

@@ -17,6 +17,7 @@ class GradientXInput(Interpreter):
     """``sum_c x_c * d y_t / d x_c`` on the input grid. No hyper-parameters."""
 
     hyperparams = HyperParams
+    shares_forward = True
 
     def explain(
         self,

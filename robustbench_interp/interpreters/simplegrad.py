@@ -22,6 +22,7 @@ class SimpleGrad(Interpreter):
     """``max_c |d y_t / d x_c|`` on the input grid (Simonyan et al. 2014). No hyper-parameters."""
 
     hyperparams = HyperParams
+    shares_forward = True
 
     def explain(
         self,
@@ -42,6 +43,7 @@ class SimpleGradT(Interpreter):
 
     layer_level = True
     hyperparams = HyperParams
+    shares_forward = True
 
     def explain(
         self,

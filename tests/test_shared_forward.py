@@ -1,0 +1,96 @@
+"""The manipulation step's shared forward pass (attacks/finetune.py, Interpreter.shares_forward).
+
+An interpreter that sets ``shares_forward`` lets the step take its cross-entropy from the logits of
+the forward pass its ``explain`` made on the batch, one forward and its backward fewer. That is
+allowed only where it changes no number: the shared step must give the separate step's weights to
+the last bit. Grad-CAM is the counter-example that shows the check can tell them apart: its map
+depends on the target layer's activations, so the two terms' gradients meet inside the forward pass
+and are summed in another order.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
+
+from robustbench_interp.attacks.finetune import ManipulationRun
+from robustbench_interp.config import AttackParams
+from robustbench_interp.interpreters import Interpreter, get_interpreter, list_interpreters
+from robustbench_interp.models.zoo import load_tiny
+
+STEPS = 6
+SHARING = [name for name in list_interpreters() if get_interpreter(name).shares_forward]
+
+
+def _data(n: int = 24) -> TensorDataset:
+    g = torch.Generator().manual_seed(0)
+    return TensorDataset(torch.rand(n, 3, 64, 64, generator=g), torch.randint(0, 10, (n,), generator=g))
+
+
+def _tiny(arch: str) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    model = load_tiny(arch, False, "random", None, False).eval()
+    return model, dict(model.named_modules())[model.target_layer_name]
+
+
+def _run(model, layer, interp: Interpreter, attack: str, share: bool, **kw) -> ManipulationRun:
+    interp.shares_forward = share  # on the instance: the class's declaration stays as it is
+    params = AttackParams(lr=1e-3, lam=3.0, steps=STEPS, batch_size=8, **kw)
+    return ManipulationRun(model, layer, interp, attack, params, _data(), seed=1).advance()
+
+
+def _max_difference(a: ManipulationRun, b: ManipulationRun) -> float:
+    sa, sb = a.result().model.state_dict(), b.result().model.state_dict()
+    return max(float((sa[k].double() - sb[k].double()).abs().max()) for k in sa)
+
+
+def test_the_built_ins_that_share_are_the_piecewise_linear_gradients():
+    assert SHARING == ["gradient_x_input", "simplegrad", "simplegrad_t"]
+
+
+@pytest.mark.parametrize("arch", ["vgg", "resnet", "densenet"])
+@pytest.mark.parametrize("name", SHARING)
+def test_a_shared_step_gives_the_separate_steps_weights_to_the_bit(arch, name):
+    model, layer = _tiny(arch)
+    for attack in ("location", "topk"):
+        shared = _run(model, layer, get_interpreter(name), attack, True)
+        separate = _run(model, layer, get_interpreter(name), attack, False)
+        assert shared.shared_steps == STEPS and separate.shared_steps == 0
+        assert _max_difference(shared, separate) == 0.0, (arch, name, attack)
+
+
+def test_grad_cam_would_change_the_weights_so_it_does_not_share():
+    model, layer = _tiny("resnet")
+    assert not get_interpreter("gradcam").shares_forward
+    shared = _run(model, layer, get_interpreter("gradcam"), "topk", True)
+    separate = _run(model, layer, get_interpreter("gradcam"), "topk", False)
+    assert shared.shared_steps == STEPS
+    assert _max_difference(shared, separate) > 0.0
+
+
+class _OnACopy(Interpreter):
+    """Declares sharing but runs the model on a copy of the batch: nothing to share."""
+
+    name = "on_a_copy"
+    shares_forward = True
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor, *, layer=None, create_graph=False) -> Tensor:
+        x_in = x.clone().requires_grad_(True)
+        score = model(x_in).gather(1, target.view(-1, 1)).sum()
+        (grad,) = torch.autograd.grad(score, x_in, create_graph=create_graph)
+        return grad.abs().amax(dim=1)
+
+
+def test_a_step_with_no_forward_pass_on_the_batch_makes_its_own():
+    model, layer = _tiny("resnet")
+    copy_run = _run(model, layer, _OnACopy(), "location", True)
+    assert copy_run.shared_steps == 0
+    assert _max_difference(copy_run, _run(model, layer, get_interpreter("simplegrad"), "location", False)) == 0.0
+
+
+def test_steps_whose_terms_see_different_batches_do_not_share():
+    model, layer = _tiny("resnet")
+    adv = _run(model, layer, get_interpreter("simplegrad"), "location", True, adv=True, eps=8 / 255)
+    assert adv.shared_steps == 0  # the cross-entropy sees adversarial examples, the penalty the batch
