@@ -57,7 +57,7 @@ def manipulation_step(model: nn.Module, layer: nn.Module, interp, optimizer: tor
     with capture_logits(model, x) as logits:  # the cross-entropy shares the forward pass where allowed
         h = interp.explain(model, x, target, layer=layer, create_graph=True)
     share = getattr(interp, "shares_forward", False) if share is None else share
-    shared = share and len(logits) == 1
+    shared = share and len(logits) == 1 and logits[0].requires_grad
     loss = F.cross_entropy(logits[0] if shared else model(x), target) + location_penalty(h)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

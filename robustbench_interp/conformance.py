@@ -233,6 +233,45 @@ def check_randomisation(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tens
         )
 
 
+#: Optimizer steps of the shared-forward check (each run: shared, and with a forward pass of its own).
+SHARED_FORWARD_STEPS = 2
+
+
+def check_shared_forward(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor) -> None:
+    """An interpreter that declares ``shares_forward`` leaves a manipulation's weights as they are
+    without it, to the last bit: two Location steps with the cross-entropy taken from its forward
+    pass end with the weights of two steps that make a forward pass of their own. An interpreter
+    that does not declare it has nothing to check."""
+    if not (interp.differentiable and interp.shares_forward):
+        return
+    from torch.utils.data import TensorDataset
+
+    from robustbench_interp.attacks.finetune import ManipulationRun
+    from robustbench_interp.config import AttackParams
+
+    params = AttackParams(lr=1e-3, lam=1.0, steps=SHARED_FORWARD_STEPS, batch_size=len(x))
+    weights = []
+    for share in (True, False):
+        copy_ = copy.copy(interp)
+        copy_.shares_forward = share
+        run = ManipulationRun(lm.model, lm.target_layer, copy_, "location", params, TensorDataset(x, y), seed=0)
+        try:
+            run.advance()
+        except RBIError as exc:
+            raise ConformanceError(f"{interp.name!r}: a manipulation step failed: {exc}") from exc
+        weights.append(run.result().model.state_dict())
+    shared, separate = weights
+    differing = [name for name in shared if not torch.equal(shared[name], separate[name])]
+    if differing:
+        worst = max(float((shared[n].double() - separate[n].double()).abs().max()) for n in differing)
+        raise ConformanceError(
+            f"{interp.name!r} declares shares_forward = True, but taking the cross-entropy from its forward "
+            f"pass changes the weights after {SHARED_FORWARD_STEPS} steps ({len(differing)} tensors, by up to "
+            f"{worst:.3g}, first {differing[0]}): its map's gradient flows back through that forward pass's "
+            "activations. Set shares_forward = False"
+        )
+
+
 CHECKS: dict[str, Callable[[Interpreter, LoadedModel, Tensor, Tensor], None]] = {
     "shape_and_dtype": check_shape_and_dtype,
     "finite": check_finite,
@@ -242,4 +281,6 @@ CHECKS: dict[str, Callable[[Interpreter, LoadedModel, Tensor, Tensor], None]] = 
     "spatial_variation": check_spatial_variation,
     "differentiable": check_differentiable,
     "randomisation": check_randomisation,
+    "shared_forward": check_shared_forward,
 }
+

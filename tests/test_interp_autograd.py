@@ -1,4 +1,4 @@
-"""The public autograd helpers (interpreters/autograd.py): the one forward hook of the package leaves
+"""The public autograd helpers (interpreters/autograd.py): the forward hooks of the package leave
 nothing behind, whatever happens; gradients against autograd written out by hand; chunking changes
 nothing."""
 
@@ -137,8 +137,9 @@ def test_the_helpers_are_public_and_capture_output_stays_in_base():
     assert interpreters_base.capture_output is capture_output
 
 
-def test_one_forward_hook_in_the_package_and_the_example_plug_in():
-    """Every layer output is recorded by capture_output: no module registers a hook of its own."""
+def test_the_forward_hooks_of_the_package_and_the_example_plug_in_are_in_one_module():
+    """Every layer output is recorded by capture_output and the step's logits by capture_logits: no
+    other module registers a hook of its own."""
     root = Path(robustbench_interp.__file__).parent
     example = root.parent / "examples" / "rbi_gradcampp"
     sources = [*root.rglob("*.py"), *example.rglob("*.py")]

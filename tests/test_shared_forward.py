@@ -20,7 +20,7 @@ from robustbench_interp.config import AttackParams
 from robustbench_interp.interpreters import Interpreter, get_interpreter, list_interpreters
 from robustbench_interp.models.zoo import load_tiny
 
-STEPS = 6
+STEPS = 4
 SHARING = [name for name in list_interpreters() if get_interpreter(name).shares_forward]
 
 
@@ -90,7 +90,35 @@ def test_a_step_with_no_forward_pass_on_the_batch_makes_its_own():
     assert _max_difference(copy_run, _run(model, layer, get_interpreter("simplegrad"), "location", False)) == 0.0
 
 
-def test_steps_whose_terms_see_different_batches_do_not_share():
+@pytest.mark.parametrize("case", ["adversarial training", "two-class composites"])
+def test_steps_whose_terms_see_different_batches_do_not_share(case):
+    """The cross-entropy sees adversarial examples, or the penalty composites of two classes: the
+    step makes its own forward pass, with the weights of a run that never shares."""
     model, layer = _tiny("resnet")
-    adv = _run(model, layer, get_interpreter("simplegrad"), "location", True, adv=True, eps=8 / 255)
-    assert adv.shared_steps == 0  # the cross-entropy sees adversarial examples, the penalty the batch
+    if case == "adversarial training":
+        attack, kw, extra = "location", {"adv": True, "eps": 8 / 255}, {}
+    else:
+        composites = TensorDataset(torch.rand(16, 3, 64, 64, generator=torch.Generator().manual_seed(1)))
+        attack, kw, extra = "active", {}, {"fool_data": composites, "classes": (0, 1)}
+    runs = []
+    for share in (True, False):
+        interp = get_interpreter("simplegrad")
+        interp.shares_forward = share
+        params = AttackParams(lr=1e-3, lam=3.0, steps=STEPS, batch_size=8, **kw)
+        runs.append(ManipulationRun(model, layer, interp, attack, params, _data(), seed=1, **extra).advance())
+    assert runs[0].shared_steps == 0
+    assert _max_difference(*runs) == 0.0
+
+
+def test_the_conformance_check_refuses_a_false_declaration_and_passes_a_true_one():
+    from robustbench_interp.conformance import ConformanceError, check_shared_forward
+    from robustbench_interp.models.base import LoadedModel
+
+    model, layer = _tiny("resnet")
+    lm = LoadedModel(track="tiny", name="resnet", model=model, target_layer=layer, num_classes=10, input_size=(64, 64))
+    x, y = _data(8).tensors
+    check_shared_forward(get_interpreter("simplegrad"), lm, x, y)
+    gradcam = get_interpreter("gradcam")
+    gradcam.shares_forward = True
+    with pytest.raises(ConformanceError, match="declares shares_forward = True.*Set shares_forward = False"):
+        check_shared_forward(gradcam, lm, x, y)

@@ -1,14 +1,16 @@
 """The autograd helpers every gradient-based interpreter shares, public so a plug-in need not copy them.
 
 - :func:`capture_output`: record a layer's output during forward passes.
-- :func:`capture_logits`: record the model's output on one batch (the manipulation step takes its
-  cross-entropy from it where the interpreter allows; :attr:`Interpreter.shares_forward`).
-
-These two are the package's forward hooks; each is removed on exit, whatever happens.
 - :func:`class_score`: the summed target-class logits ``sum_b y_{t_b}``, whose gradient is each
   image's own ``d y_t / d x``.
 - :func:`input_gradient`: ``d y_t / d x`` for a batch, in chunks of ``max_batch`` images if asked.
 - :func:`layer_gradient`: the target layer's output ``A`` and ``d y_t / d A``.
+
+:func:`capture_logits` records the model's output on one batch; it is the manipulation step's
+(which takes its cross-entropy from it where the interpreter allows:
+:attr:`~robustbench_interp.interpreters.base.Interpreter.shares_forward`), not an interpreter's.
+It and :func:`capture_output` are the package's forward hooks; each is removed on exit, whatever
+happens.
 
 Every gradient is taken with ``torch.autograd.grad`` (no ``.grad`` is written on the model's
 parameters); with ``create_graph=True`` the result is differentiable with respect to the weights.
@@ -25,7 +27,7 @@ from torch import Tensor, nn
 
 from robustbench_interp.errors import ConfigError, InterpreterError
 
-__all__ = ["capture_logits", "capture_output", "class_score", "input_gradient", "layer_gradient"]
+__all__ = ["capture_output", "class_score", "input_gradient", "layer_gradient"]
 
 
 @contextlib.contextmanager

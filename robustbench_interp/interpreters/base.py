@@ -61,9 +61,13 @@ class Interpreter(abc.ABC):
     #: True when a manipulation step may take its cross-entropy from the logits of the forward pass
     #: that :meth:`explain` makes on the batch itself, instead of a forward pass of its own (one
     #: forward and its backward fewer). Set it only where the map's gradient does not flow back
-    #: through that forward pass's activations (a piecewise-linear model's input gradient: its
-    #: ReLU masks and max-pool indices pass none), so that the shared step gives the separate
-    #: step's weights to the last bit; ``tests/test_shared_forward.py`` checks the built-ins that set it.
+    #: through that forward pass's activations: an input or layer gradient of a piecewise-linear
+    #: model (convolutions, linear layers, BatchNorm in eval mode, ReLU, max- and average-pooling:
+    #: every model of the built-in tracks), whose ReLU masks and max-pool indices pass none. The
+    #: shared step then gives the separate step's weights to the last bit
+    #: (``tests/test_shared_forward.py`` checks the built-ins that set it; the conformance suite
+    #: checks a plug-in that does). On a model with smooth activations (SiLU, GELU) the loss is the
+    #: same but its gradient is summed in another order, as on another machine.
     shares_forward: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
