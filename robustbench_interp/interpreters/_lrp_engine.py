@@ -276,13 +276,16 @@ def _tensor_key(t: Tensor) -> tuple:
 def _cached(cache: dict[fx.Node, Any], node: fx.Node, tensors: Sequence[Tensor], extra: tuple,
             build: Callable[[], _T]) -> _T:
     """``build()``, kept in ``cache`` under ``node`` while ``tensors`` are the same tensors with the
-    same values (:func:`_tensor_key`) and ``extra`` is unchanged."""
+    same values (:func:`_tensor_key`) and ``extra`` is unchanged. The entry holds the memory it was
+    keyed on (an alias of each tensor's data), so that memory cannot be freed and handed to new
+    values at the same address while the entry stands: a ``.data`` swap always changes the key."""
     key = tuple(_tensor_key(t) for t in tensors) + extra
     found = cache.get(node)
     if found is not None and found[0][1] == key and all(ref() is t for ref, t in zip(found[0][0], tensors)):
         return found[1]
     value = build()
-    cache[node] = ((tuple(weakref.ref(t) for t in tensors), key), value)
+    held = tuple(t.detach() for t in tensors)
+    cache[node] = ((tuple(weakref.ref(t) for t in tensors), key, held), value)
     return value
 
 
