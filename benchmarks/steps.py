@@ -52,17 +52,17 @@ def manipulation_step(model: nn.Module, layer: nn.Module, interp, optimizer: tor
     ``share`` (None: where the interpreter declares ``shares_forward``, as the package's step does)
     and the interpreter made one forward pass on ``x``. Returns whether it did."""
     from robustbench_interp.attacks.location import location_penalty
-    from robustbench_interp.interpreters.autograd import capture_logits
+    from robustbench_interp.interpreters.autograd import capture_logits, shared_logits
 
-    with capture_logits(model, x) as logits:  # the cross-entropy shares the forward pass where allowed
+    with capture_logits(model, x) as outputs:  # the cross-entropy shares the forward pass where allowed
         h = interp.explain(model, x, target, layer=layer, create_graph=True)
     share = getattr(interp, "shares_forward", False) if share is None else share
-    shared = share and len(logits) == 1 and logits[0].requires_grad
-    loss = F.cross_entropy(logits[0] if shared else model(x), target) + location_penalty(h)
+    logits = shared_logits(outputs) if share else None
+    loss = F.cross_entropy(model(x) if logits is None else logits, target) + location_penalty(h)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return shared
+    return logits is not None
 
 
 def bench_model(classes: int = 10) -> tuple[nn.Module, nn.Module]:

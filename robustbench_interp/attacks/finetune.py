@@ -57,7 +57,7 @@ from robustbench_interp.errors import (
     NotDifferentiableError,
     RBIError,
 )
-from robustbench_interp.interpreters.autograd import capture_logits
+from robustbench_interp.interpreters.autograd import capture_logits, shared_logits
 from robustbench_interp.interpreters.base import Interpreter, capture_output, check_map
 from robustbench_interp.interpreters.isolation import isolated
 from robustbench_interp.interpreters.noise import attack_noise_seed
@@ -414,11 +414,11 @@ class ManipulationRun:
         if not (self.interpreter is not None and self.interpreter.shares_forward and x_ce is xf):
             ce = F.cross_entropy(model(x_ce), y)
             return ce, self.penalty(model, self.layer, xf, yf, noise_seed)
-        with capture_logits(model, x_ce) as logits:
+        with capture_logits(model, x_ce) as outputs:
             pen = self.penalty(model, self.layer, xf, yf, noise_seed)
-        shared = len(logits) == 1 and logits[0].requires_grad
-        self.shared_steps += shared
-        return F.cross_entropy(logits[0] if shared else model(x_ce), y), pen
+        logits = shared_logits(outputs)
+        self.shared_steps += logits is not None
+        return F.cross_entropy(model(x_ce) if logits is None else logits, y), pen
 
     def result(self) -> Manipulation:
         """The manipulation so far (the model itself, not a copy: it moves on if the run advances)."""

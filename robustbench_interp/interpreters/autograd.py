@@ -6,8 +6,9 @@
 - :func:`input_gradient`: ``d y_t / d x`` for a batch, in chunks of ``max_batch`` images if asked.
 - :func:`layer_gradient`: the target layer's output ``A`` and ``d y_t / d A``.
 
-:func:`capture_logits` records the model's output on one batch; it is the manipulation step's
-(which takes its cross-entropy from it where the interpreter allows:
+:func:`capture_logits` records the model's output on one batch and :func:`shared_logits` picks
+the logits to share; they are the manipulation step's (which takes its cross-entropy from them
+where the interpreter allows:
 :attr:`~robustbench_interp.interpreters.base.Interpreter.shares_forward`), not an interpreter's.
 It and :func:`capture_output` are the package's forward hooks; each is removed on exit, whatever
 happens.
@@ -83,6 +84,13 @@ def capture_logits(model: nn.Module, x: Tensor) -> Iterator[list[Tensor]]:
         yield outputs
     finally:
         handle.remove()
+
+
+def shared_logits(outputs: list[Tensor]) -> Tensor | None:
+    """The logits a step may take its cross-entropy from, of those :func:`capture_logits` recorded:
+    the one output, when there was exactly one and it carries a graph; else None (the step then
+    makes a forward pass of its own)."""
+    return outputs[0] if len(outputs) == 1 and outputs[0].requires_grad else None
 
 
 def class_score(logits: Tensor, target: Tensor) -> Tensor:
