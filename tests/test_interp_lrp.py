@@ -187,6 +187,21 @@ def test_residual_and_dense_nets_conserve_without_biases(net, batch, make_net):
         torch.testing.assert_close(total_t, y, rtol=0.02, atol=0.0)
 
 
+def test_new_weights_at_the_address_of_freed_ones_are_not_taken_for_the_cached_ones():
+    """A ``.data`` swap keeps the parameter's version; the allocator may hand the new values the
+    address of memory the swap freed. Repeated, so that such a reuse happens (before the cache held
+    the memory it was keyed on, about one swap in twenty replayed the old weights here)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).eval()
+    x, target = torch.rand(2, 3, 8, 8), torch.tensor([0, 1])
+    for _ in range(100):
+        _lrp(model, x, target)
+        model.double().float()  # frees the float storage the cache was keyed on
+        with torch.no_grad():
+            model[0].weight.data = model[0].weight.data + 0.3 * torch.randn_like(model[0].weight)
+        torch.testing.assert_close(_lrp(model, x, target), _lrp(copy.deepcopy(model), x, target))
+
+
 def test_cached_trace_follows_the_model():
     torch.manual_seed(0)
     model = nn.Sequential(
