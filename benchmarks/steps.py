@@ -46,21 +46,45 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.T
     optimizer.step()
 
 
+#: How a manipulation step's cross-entropy is made: a forward pass of its own; the interpreter's
+#: logits, the two terms back-propagated apart; its logits, back-propagated together.
+SHARING = ("none", "forward", "joint")
+
+
+def declared_sharing(interp) -> str:
+    """The sharing the package's step uses for ``interp`` (``Interpreter.shares_forward`` and
+    ``shares_backward``), one of :data:`SHARING`."""
+    if not getattr(interp, "shares_forward", False):
+        return "none"
+    return "joint" if getattr(interp, "shares_backward", False) else "forward"
+
+
 def manipulation_step(model: nn.Module, layer: nn.Module, interp, optimizer: torch.optim.Optimizer,
-                      x: torch.Tensor, target: torch.Tensor, *, share: bool | None = None) -> bool:
-    """One Location manipulation step; its cross-entropy takes the interpreter's logits when
-    ``share`` (None: where the interpreter declares ``shares_forward``, as the package's step does)
-    and the interpreter made one forward pass on ``x``. Returns whether it did."""
+                      x: torch.Tensor, target: torch.Tensor, *, share: str | None = None) -> bool:
+    """One Location manipulation step, its cross-entropy made as ``share`` says (one of
+    :data:`SHARING`; None: as the interpreter declares, as the package's step does). Returns
+    whether it took the interpreter's logits (it cannot where the interpreter made no forward
+    pass on ``x`` itself, or more than one)."""
     from robustbench_interp.attacks.location import location_penalty
     from robustbench_interp.interpreters.autograd import capture_logits, shared_logits
 
-    with capture_logits(model, x) as outputs:  # the cross-entropy shares the forward pass where allowed
-        h = interp.explain(model, x, target, layer=layer, create_graph=True)
-    share = getattr(interp, "shares_forward", False) if share is None else share
-    logits = shared_logits(outputs) if share else None
-    loss = F.cross_entropy(model(x) if logits is None else logits, target) + location_penalty(h)
+    share = declared_sharing(interp) if share is None else share
+    if share not in SHARING:
+        raise ValueError(f"share={share!r}: expected one of {SHARING}")
+    ce = None
+    if share == "none":  # the cross-entropy's graph first, as in the package's step
+        ce = F.cross_entropy(model(x), target)
+    with capture_logits(model, x) as outputs:
+        pen = location_penalty(interp.explain(model, x, target, layer=layer, create_graph=True))
+    logits = shared_logits(outputs) if share != "none" else None
+    if ce is None:
+        ce = F.cross_entropy(model(x) if logits is None else logits, target)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if share == "forward" or (share == "joint" and logits is None):
+        ce.backward(retain_graph=True)
+        pen.backward()
+    else:
+        (ce + pen).backward()
     optimizer.step()
     return logits is not None
 

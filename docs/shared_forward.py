@@ -1,19 +1,23 @@
 """What sharing the forward pass between the cross-entropy term and the interpreter saves.
 
 A manipulation step takes its cross-entropy from the logits of the forward pass the interpreter
-makes inside ``explain`` where the interpreter declares ``shares_forward`` (SimpleGrad, its target-
-layer variant and gradient x input: the shared step gives the same weights to the last bit,
-``tests/test_shared_forward.py``), and computes a forward pass of its own otherwise. This script
-times, interleaved on the benchmarks' model and batch (ResNet-18, 64x64, batch 32;
-``benchmarks/steps.py``), a training step, the step with a forward pass of its own, and the step
-with the shared forward (forced, also for interpreters that do not declare it: for Grad-CAM it
-changes the rounding, so it waits for a new benchmark version), and prints each step's median ratio
-to a training step (quartiles) and the median ratio of the shared step to the separate one::
+makes inside ``explain`` where the interpreter declares ``shares_forward``, and makes a forward
+pass of its own otherwise. The two terms are then back-propagated one after the other (the
+weights stay the same to the last bit for any interpreter whose forward pass is the model's plain
+one: Grad-CAM), or together where it also declares ``shares_backward`` (SimpleGrad, its
+target-layer variant and gradient x input, whose maps' gradients pass nothing back through the
+forward activations); ``tests/test_shared_forward.py`` checks both. This script times,
+interleaved on the benchmarks' model and batch (ResNet-18, 64x64, batch 32;
+``benchmarks/steps.py``), a training step and the manipulation step made each of the three ways
+(a forward pass of its own, shared forward, shared forward and backward; the last forced also for
+the interpreters that do not declare it, where it would change the weights), and prints each
+one's median ratio to a training step (quartiles)::
 
-    python docs/shared_forward.py gradcam simplegrad gradient_x_input lrp_t
+    python docs/shared_forward.py gradcam simplegrad gradient_x_input simplegrad_t
 
 An interpreter whose ``explain`` does not call the model on the batch itself (the LRP engines run
-its layers one by one) has nothing to share: its step makes a forward pass of its own.
+its layers one by one; SmoothGrad and integrated gradients run it on other images) has nothing
+to share: its step makes a forward pass of its own.
 """
 
 from __future__ import annotations
@@ -30,14 +34,14 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from steps import bench_model, manipulation_step, training_step
+from steps import SHARING, bench_model, declared_sharing, manipulation_step, training_step
 
 from robustbench_interp.interpreters import get_interpreter
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("interpreters", nargs="*", default=["gradcam", "simplegrad", "gradient_x_input", "lrp_t"])
+    parser.add_argument("interpreters", nargs="*", default=["gradcam", "simplegrad", "gradient_x_input", "simplegrad_t"])
     parser.add_argument("--pairs", type=int, default=9, help="interleaved rounds per interpreter")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -49,34 +53,34 @@ def main() -> None:
         model = copy.deepcopy(model0).eval()
         return model, dict(model.named_modules())[name0], torch.optim.Adam(model.parameters(), 1e-4)
 
+    def show(values: list[float]) -> str:
+        q = statistics.quantiles(values, n=4)
+        return f"{statistics.median(values):.2f} ({q[0]:.2f}-{q[2]:.2f})"
+
     for name in args.interpreters:
         interp = get_interpreter(name)
-        (mt, _, ot), (ma, la, oa), (mb, lb, ob) = copy_of(), copy_of(), copy_of()
+        mt, _, ot = copy_of()
+        runs = {mode: copy_of() for mode in SHARING}
         training_step(mt, ot, x, target)  # warm-up: Adam's state, lazy initialisations
-        manipulation_step(ma, la, interp, oa, x, target, share=False)
-        shared = manipulation_step(mb, lb, interp, ob, x, target, share=True)
-        separate, joint = [], []
+        took = {mode: manipulation_step(m, layer, interp, o, x, target, share=mode) for mode, (m, layer, o) in runs.items()}
+        ratios: dict[str, list[float]] = {mode: [] for mode in SHARING}
         for _ in range(args.pairs):
+            seconds = {}
             t0 = time.perf_counter()
             training_step(mt, ot, x, target)
-            t1 = time.perf_counter()
-            manipulation_step(ma, la, interp, oa, x, target, share=False)
-            t2 = time.perf_counter()
-            manipulation_step(mb, lb, interp, ob, x, target, share=True)
-            t3 = time.perf_counter()
+            train = time.perf_counter() - t0
+            for mode, (m, layer, o) in runs.items():
+                t = time.perf_counter()
+                manipulation_step(m, layer, interp, o, x, target, share=mode)
+                seconds[mode] = time.perf_counter() - t
+            t0 = time.perf_counter()
             training_step(mt, ot, x, target)
-            t4 = time.perf_counter()
-            train = (t1 - t0 + t4 - t3) / 2
-            separate.append((t2 - t1) / train)
-            joint.append((t3 - t2) / train)
-
-        def show(values: list[float]) -> str:
-            q = statistics.quantiles(values, n=4)
-            return f"{statistics.median(values):.2f} ({q[0]:.2f}-{q[2]:.2f})"
-
-        ratio = statistics.median(b / a for a, b in zip(separate, joint))
-        print(f"{name}: x a training step: separate {show(separate)}, shared {show(joint)}"
-              f"{'' if shared else ' (not shared: falls back)'}; shared / separate {ratio:.2f}", flush=True)
+            train = (train + time.perf_counter() - t0) / 2
+            for mode in SHARING:
+                ratios[mode].append(seconds[mode] / train)
+        shown = ", ".join(f"{mode} {show(ratios[mode])}{'' if took[mode] or mode == 'none' else ' (nothing to share)'}"
+                          for mode in SHARING)
+        print(f"{name} (declares {declared_sharing(interp)}): x a training step: {shown}", flush=True)
 
 
 if __name__ == "__main__":

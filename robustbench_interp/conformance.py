@@ -238,11 +238,18 @@ SHARED_FORWARD_STEPS = 2
 
 
 def check_shared_forward(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Tensor) -> None:
-    """An interpreter that declares ``shares_forward`` leaves a manipulation's weights as they are
-    without it, to the last bit: two Location steps with the cross-entropy taken from its forward
-    pass end with the weights of two steps that make a forward pass of their own. An interpreter
-    that does not declare it has nothing to check."""
-    if not (interp.differentiable and interp.shares_forward):
+    """An interpreter that declares ``shares_forward`` (and ``shares_backward``) leaves a
+    manipulation's weights as they are without it, to the last bit: two Location steps with the
+    cross-entropy taken from its forward pass end with the weights of two steps that make a forward
+    pass of their own. An interpreter that declares neither has nothing to check."""
+    if not interp.differentiable:
+        return
+    if interp.shares_backward and not interp.shares_forward:
+        raise ConformanceError(
+            f"{interp.name!r} declares shares_backward = True without shares_forward: the backward "
+            "pass can be shared only with the forward pass. Set both, or neither"
+        )
+    if not interp.shares_forward:
         return
     from torch.utils.data import TensorDataset
 
@@ -264,11 +271,19 @@ def check_shared_forward(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Ten
     differing = [name for name in shared if not torch.equal(shared[name], separate[name])]
     if differing:
         worst = max(float((shared[n].double() - separate[n].double()).abs().max()) for n in differing)
+        changed = (f"changes the weights after {SHARED_FORWARD_STEPS} steps ({len(differing)} tensors, by up to "
+                   f"{worst:.3g}, first {differing[0]})")
+        if interp.shares_backward:
+            raise ConformanceError(
+                f"{interp.name!r} declares shares_backward = True, but back-propagating the cross-entropy "
+                f"and the penalty together through its forward pass {changed}: its map's gradient flows "
+                "back through that forward pass's activations. Set shares_backward = False (the forward "
+                "pass can still be shared)"
+            )
         raise ConformanceError(
             f"{interp.name!r} declares shares_forward = True, but taking the cross-entropy from its forward "
-            f"pass changes the weights after {SHARED_FORWARD_STEPS} steps ({len(differing)} tensors, by up to "
-            f"{worst:.3g}, first {differing[0]}): its map's gradient flows back through that forward pass's "
-            "activations. Set shares_forward = False"
+            f"pass {changed}: that pass is not the model's plain forward pass on the batch (a hook changes "
+            "its values or gradients, or it runs in another layout). Set shares_forward = False"
         )
 
 

@@ -14,7 +14,8 @@ def test_conformance(rbi_interp, rbi_check, rbi_model, rbi_batch):
     if rbi_check.name == "differentiable" and not rbi_interp.differentiable:
         pytest.skip(f"{rbi_interp.name!r} declares itself non-differentiable: it gets transfer cells only "
                     "(scored on models manipulated through the built-ins), no adaptive cells")
-    if rbi_check.name == "shared_forward" and not (rbi_interp.differentiable and rbi_interp.shares_forward):
+    shares = rbi_interp.shares_forward or rbi_interp.shares_backward
+    if rbi_check.name == "shared_forward" and not (rbi_interp.differentiable and shares):
         pytest.skip(f"{rbi_interp.name!r} does not declare shares_forward: its manipulation steps make a "
                     "forward pass of their own")
     rbi_check(rbi_interp, rbi_model, rbi_batch)

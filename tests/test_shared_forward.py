@@ -1,11 +1,15 @@
-"""The manipulation step's shared forward pass (attacks/finetune.py, Interpreter.shares_forward).
+"""The manipulation step's shared forward pass (attacks/finetune.py, Interpreter.shares_forward
+and shares_backward).
 
 An interpreter that sets ``shares_forward`` lets the step take its cross-entropy from the logits of
-the forward pass its ``explain`` made on the batch, one forward and its backward fewer. That is
-allowed only where it changes no number: the shared step must give the separate step's weights to
-the last bit. Grad-CAM is the counter-example that shows the check can tell them apart: its map
-depends on the target layer's activations, so the two terms' gradients meet inside the forward pass
-and are summed in another order.
+the forward pass its ``explain`` made on the batch: one forward pass fewer. The two terms are then
+back-propagated one after the other, so each weight's gradient is the same sum in the same order as
+with a forward pass of its own. One that also sets ``shares_backward`` has them back-propagated
+together (its backward fewer too), which is allowed only where the map's gradient passes nothing
+back through the forward activations. Either way the shared step must give the separate step's
+weights to the last bit. Grad-CAM is the counter-example that shows the check can tell them apart:
+its map weighs the target layer's activations, so back-propagated together the two terms'
+gradients meet inside the forward pass and are summed in another order.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from robustbench_interp.models.zoo import load_tiny
 
 STEPS = 4
 SHARING = [name for name in list_interpreters() if get_interpreter(name).shares_forward]
+JOINT = [name for name in SHARING if get_interpreter(name).shares_backward]
 
 
 def _data(n: int = 24) -> TensorDataset:
@@ -35,8 +40,10 @@ def _tiny(arch: str) -> tuple[nn.Module, nn.Module]:
     return model, dict(model.named_modules())[model.target_layer_name]
 
 
-def _run(model, layer, interp: Interpreter, attack: str, share: bool, **kw) -> ManipulationRun:
+def _run(model, layer, interp: Interpreter, attack: str, share: bool, joint: bool | None = None, **kw) -> ManipulationRun:
     interp.shares_forward = share  # on the instance: the class's declaration stays as it is
+    if joint is not None:
+        interp.shares_backward = joint
     params = AttackParams(lr=1e-3, lam=3.0, steps=STEPS, batch_size=8, **kw)
     return ManipulationRun(model, layer, interp, attack, params, _data(), seed=1).advance()
 
@@ -46,8 +53,14 @@ def _max_difference(a: ManipulationRun, b: ManipulationRun) -> float:
     return max(float((sa[k].double() - sb[k].double()).abs().max()) for k in sa)
 
 
-def test_the_built_ins_that_share_are_the_piecewise_linear_gradients():
-    assert SHARING == ["gradient_x_input", "simplegrad", "simplegrad_t"]
+def _built_in(name: str) -> bool:
+    return type(get_interpreter(name)).__module__.startswith("robustbench_interp.")
+
+
+def test_the_built_ins_that_share_are_the_plain_forward_passes_and_joint_the_piecewise_linear_gradients():
+    # (installed plug-ins that declare sharing, as the Grad-CAM++ example does, are checked below too)
+    assert [n for n in SHARING if _built_in(n)] == ["gradcam", "gradient_x_input", "simplegrad", "simplegrad_t"]
+    assert [n for n in JOINT if _built_in(n)] == ["gradient_x_input", "simplegrad", "simplegrad_t"]
 
 
 @pytest.mark.parametrize("arch", ["vgg", "resnet", "densenet"])
@@ -61,13 +74,14 @@ def test_a_shared_step_gives_the_separate_steps_weights_to_the_bit(arch, name):
         assert _max_difference(shared, separate) == 0.0, (arch, name, attack)
 
 
-def test_grad_cam_would_change_the_weights_so_it_does_not_share():
+@pytest.mark.parametrize("joint", [False, True])
+def test_grad_cam_back_propagated_together_would_change_the_weights_so_its_terms_stay_apart(joint):
     model, layer = _tiny("resnet")
-    assert not get_interpreter("gradcam").shares_forward
-    shared = _run(model, layer, get_interpreter("gradcam"), "topk", True)
+    assert get_interpreter("gradcam").shares_forward and not get_interpreter("gradcam").shares_backward
+    shared = _run(model, layer, get_interpreter("gradcam"), "topk", True, joint=joint)
     separate = _run(model, layer, get_interpreter("gradcam"), "topk", False)
     assert shared.shared_steps == STEPS
-    assert _max_difference(shared, separate) > 0.0
+    assert (_max_difference(shared, separate) > 0.0) == joint
 
 
 class _OnACopy(Interpreter):
@@ -118,7 +132,48 @@ def test_the_conformance_check_refuses_a_false_declaration_and_passes_a_true_one
     lm = LoadedModel(track="tiny", name="resnet", model=model, target_layer=layer, num_classes=10, input_size=(64, 64))
     x, y = _data(8).tensors
     check_shared_forward(get_interpreter("simplegrad"), lm, x, y)
+    check_shared_forward(get_interpreter("gradcam"), lm, x, y)
     gradcam = get_interpreter("gradcam")
-    gradcam.shares_forward = True
-    with pytest.raises(ConformanceError, match="declares shares_forward = True.*Set shares_forward = False"):
+    gradcam.shares_backward = True
+    with pytest.raises(ConformanceError, match="declares shares_backward = True.*Set shares_backward = False"):
         check_shared_forward(gradcam, lm, x, y)
+    alone = get_interpreter("simplegrad")
+    alone.shares_forward = False
+    with pytest.raises(ConformanceError, match="declares shares_backward = True without shares_forward"):
+        check_shared_forward(alone, lm, x, y)
+
+
+class _Guided(Interpreter):
+    """Guided backpropagation: declares sharing, but its forward pass puts a hook on every ReLU's
+    output that drops negative gradients, so the cross-entropy's gradient through it is not the
+    model's."""
+
+    name = "guided"
+    shares_forward = True
+
+    def explain(self, model: nn.Module, x: Tensor, target: Tensor, *, layer=None, create_graph=False) -> Tensor:
+        def guide(_module, _inputs, output):
+            output.register_hook(lambda g: g.clamp(min=0))
+
+        handles = [m.register_forward_hook(guide) for m in model.modules() if isinstance(m, nn.ReLU)]
+        try:
+            x_in = x.detach().requires_grad_(True)
+            score = model(x_in).gather(1, target.view(-1, 1)).sum()
+            (grad,) = torch.autograd.grad(score, x_in, create_graph=create_graph)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return grad.abs().amax(dim=1)
+
+
+def test_a_forward_pass_that_is_not_the_models_own_is_refused():
+    from robustbench_interp.conformance import ConformanceError, check_shared_forward
+    from robustbench_interp.models.base import LoadedModel
+
+    model, layer = _tiny("resnet")
+    assert _max_difference(_run(model, layer, _Guided(), "location", True),
+                           _run(model, layer, _Guided(), "location", False)) > 0.0
+    lm = LoadedModel(track="tiny", name="resnet", model=model, target_layer=layer, num_classes=10, input_size=(64, 64))
+    x, y = _data(8).tensors
+    with pytest.raises(ConformanceError, match="declares shares_forward = True.*not the model's plain forward"):
+        check_shared_forward(_Guided(), lm, x, y)

@@ -215,10 +215,13 @@ def _name(interpreter: Interpreter | None) -> str:
     return repr(interpreter.name) if interpreter is not None else "(none: a control run)"
 
 
-def _backward(loss: Tensor, interpreter: Interpreter | None, attack: Attack) -> None:
-    """``loss.backward()``; a failure there (in a plug-in's autograd function) fails the cell, naming both."""
+def _backward(terms: Sequence[Tensor], interpreter: Interpreter | None, attack: Attack) -> None:
+    """Back-propagate each of ``terms`` in turn (the graph kept for the next); a failure there (in a
+    plug-in's autograd function) fails the cell, naming both."""
+    terms = [t for t in terms if t.requires_grad]
     try:
-        loss.backward()
+        for i, term in enumerate(terms):
+            term.backward(retain_graph=i < len(terms) - 1)
     except Exception as exc:  # a plug-in's backward pass failed
         raise InterpreterError(
             f"the backward pass through interpreter {_name(interpreter)} and attack {attack.name!r} raised "
@@ -374,8 +377,9 @@ class ManipulationRun:
                 xf, yf = x, y
             for _ in range(self.replays):
                 x_ce = self.perturbation.perturb(x) if self.perturbation is not None else x
-                ce, pen = self._losses(x_ce, y, xf, yf)
-                loss = ce if pen is None else ce + params.lam * pen
+                ce, pen, joint = self._losses(x_ce, y, xf, yf)
+                weighted = None if pen is None else params.lam * pen
+                loss = ce if weighted is None else ce + weighted
                 if not math.isfinite(float(loss.detach())):
                     raise InterpreterError(
                         f"the manipulation loss became {float(loss)} at step {step} (CE {float(ce):.4g}, "
@@ -384,7 +388,7 @@ class ManipulationRun:
                 if self.masking is not None and pen is not None:
                     self.masking(pen, self.t)
                 self.optimizer.zero_grad(set_to_none=True)
-                _backward(loss, self.interpreter, self.attack)
+                _backward([loss] if joint else [ce, weighted], self.interpreter, self.attack)
                 self.optimizer.step()
                 self.t += 1
                 if self.perturbation is not None:
@@ -400,25 +404,32 @@ class ManipulationRun:
         model.eval()
         return self
 
-    def _losses(self, x_ce: Tensor, y: Tensor, xf: Tensor, yf: Tensor) -> tuple[Tensor, Tensor | None]:
-        """The step's cross-entropy on ``x_ce`` and penalty on ``xf`` (None in a control run).
+    def _losses(self, x_ce: Tensor, y: Tensor, xf: Tensor, yf: Tensor) -> tuple[Tensor, Tensor | None, bool]:
+        """The step's cross-entropy on ``x_ce``, its penalty on ``xf`` (None in a control run), and
+        whether the two are back-propagated together (else the cross-entropy first, then the penalty).
 
         Where the interpreter allows (:attr:`Interpreter.shares_forward`) and both terms see the
         same batch, the cross-entropy takes the logits of the forward pass the interpreter made on
-        it: one forward and its backward fewer, the same weights to the last bit. A step in which
+        it: one forward pass fewer. Back-propagated apart, each weight's gradient is the same sum in
+        the same order as with a forward pass of its own (that pass's graph is created before the
+        penalty's, so the joint backward reaches it last); together
+        (:attr:`Interpreter.shares_backward`), the backward through the forward pass is made once,
+        which leaves the weights as they are only for the maps that declare it. A step in which
         the interpreter made no such forward pass, or more than one, makes its own."""
-        model = self.model
+        model, interp = self.model, self.interpreter
         if self.penalty is None:
-            return F.cross_entropy(model(x_ce), y), None
+            return F.cross_entropy(model(x_ce), y), None, True
         noise_seed = attack_noise_seed(self.seed, self.t)
-        if not (self.interpreter is not None and self.interpreter.shares_forward and x_ce is xf):
+        if not (interp is not None and interp.shares_forward and x_ce is xf):
             ce = F.cross_entropy(model(x_ce), y)
-            return ce, self.penalty(model, self.layer, xf, yf, noise_seed)
+            return ce, self.penalty(model, self.layer, xf, yf, noise_seed), True
         with capture_logits(model, x_ce) as outputs:
             pen = self.penalty(model, self.layer, xf, yf, noise_seed)
         logits = shared_logits(outputs)
-        self.shared_steps += logits is not None
-        return F.cross_entropy(model(x_ce) if logits is None else logits, y), pen
+        if logits is None:  # its graph is created after the penalty's: apart, the sums keep their order
+            return F.cross_entropy(model(x_ce), y), pen, False
+        self.shared_steps += 1
+        return F.cross_entropy(logits, y), pen, interp.shares_backward
 
     def result(self) -> Manipulation:
         """The manipulation so far (the model itself, not a copy: it moves on if the run advances)."""

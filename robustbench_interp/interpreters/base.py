@@ -60,15 +60,23 @@ class Interpreter(abc.ABC):
     stochastic: ClassVar[bool] = False
     #: True when a manipulation step may take its cross-entropy from the logits of the forward pass
     #: that :meth:`explain` makes on the batch itself, instead of a forward pass of its own (one
-    #: forward and its backward fewer). Set it only where the map's gradient does not flow back
-    #: through that forward pass's activations: an input or layer gradient of a piecewise-linear
-    #: model (convolutions, linear layers, BatchNorm in eval mode, ReLU, max- and average-pooling:
-    #: every model of the built-in tracks), whose ReLU masks and max-pool indices pass none. The
-    #: shared step then gives the separate step's weights to the last bit
-    #: (``tests/test_shared_forward.py`` checks the built-ins that set it; the conformance suite
-    #: checks a plug-in that does). On a model with smooth activations (SiLU, GELU) the loss is the
-    #: same but its gradient is summed in another order, as on another machine.
+    #: forward pass fewer). Set it where that forward pass is the model's plain one: ``model(x)`` on
+    #: the batch as given, with no hook that changes its values or its gradient. The step then
+    #: back-propagates the two terms one after the other (the cross-entropy, then the penalty), so
+    #: each weight's gradient is the same sum, in the same order, as with a forward pass of its own:
+    #: the same weights to the last bit (``tests/test_shared_forward.py`` checks the built-ins that
+    #: set it; the conformance suite checks a plug-in that does).
     shares_forward: ClassVar[bool] = False
+    #: With :attr:`shares_forward`: the step back-propagates the two terms together, in one backward
+    #: pass through the shared forward pass (its backward fewer as well). Set it only where the map's
+    #: gradient passes nothing back through that forward pass's activations: an input gradient of a
+    #: piecewise-linear model (convolutions, linear layers, BatchNorm in eval mode, ReLU, max- and
+    #: average-pooling: every model of the built-in tracks), whose ReLU masks and max-pool indices
+    #: pass none. A map that reads the activations (Grad-CAM weighs the target layer's) would have
+    #: the two terms' gradients summed inside the forward pass, in another order than apart: other
+    #: weights after the first step. On a model with smooth activations (SiLU, GELU)
+    #: an input gradient reads them too. It has no effect without :attr:`shares_forward`.
+    shares_backward: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         declared = type(self).hyperparams

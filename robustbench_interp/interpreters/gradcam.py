@@ -24,6 +24,7 @@ class GradCAM(Interpreter):
 
     layer_level = True
     hyperparams = HyperParams
+    shares_forward = True  # its forward pass is the model's own; the backward passes stay apart
 
     def explain(
         self,

@@ -18,6 +18,7 @@ class GradientXInput(Interpreter):
 
     hyperparams = HyperParams
     shares_forward = True
+    shares_backward = True
 
     def explain(
         self,

@@ -23,6 +23,7 @@ class SimpleGrad(Interpreter):
 
     hyperparams = HyperParams
     shares_forward = True
+    shares_backward = True
 
     def explain(
         self,
@@ -44,6 +45,7 @@ class SimpleGradT(Interpreter):
     layer_level = True
     hyperparams = HyperParams
     shares_forward = True
+    shares_backward = True
 
     def explain(
         self,
