@@ -3,7 +3,8 @@
 A manipulation step is the fine-tuning loop's own step (``ManipulationRun``, advanced one step at a
 time on one batch): CE + lambda * Location penalty through the interpreter with
 ``create_graph=True`` (the double-backward pass), backward, Adam step; the cross-entropy takes the
-interpreter's logits where it shares its forward pass (``Interpreter.shares_forward``). The
+interpreter's logits where it shares its forward pass (``Interpreter.shares_forward``, and its
+backward pass with ``shares_backward``). The
 reference is CE, backward, Adam step, timed interleaved with it (pairs of one step each, the
 order alternating; the goal is checked on the median ratio, a measurement too noisy to judge is
 skipped with its numbers). Run deliberately: ``pytest benchmarks/ --benchmark-enable``.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import judge
-from steps import trainable_copy, training_step
+from steps import declared_sharing, trainable_copy, training_step
 
 from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.timing import interleaved_ratio
@@ -43,8 +44,9 @@ def test_manipulation_step_speed(benchmark, bench_setup, name, bound):
         interleaved_ratio,
         args=(lambda: run.advance(run.step + 1), lambda: training_step(model, optimizer, x, target)),
         kwargs={"pairs": pairs}, rounds=1, iterations=1)
-    shared = "shared forward" if run.shared_steps else "separate forward"
-    judge(benchmark, ratio, bound, f"{name}: manipulation step ({shared}) / training step")
+    how = {"none": "a forward pass of its own", "forward": "shared forward",
+           "joint": "shared forward and backward"}[declared_sharing(interp) if run.shared_steps else "none"]
+    judge(benchmark, ratio, bound, f"{name}: manipulation step ({how}) / training step")
 
 
 @pytest.mark.parametrize("name", ["gradcam", "simplegrad"])
