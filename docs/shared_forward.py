@@ -3,8 +3,8 @@
 A manipulation step takes its cross-entropy from the logits of the forward pass the interpreter
 makes inside ``explain`` where the interpreter declares ``shares_forward``, and makes a forward
 pass of its own otherwise. The two terms are then back-propagated one after the other (the
-weights stay the same to the last bit for any interpreter whose forward pass is the model's plain
-one: Grad-CAM), or together where it also declares ``shares_backward`` (SimpleGrad, its
+weights stay the same to the last bit, on a CPU, for any interpreter whose forward pass is the
+model's plain one, on a model that uses each weight once per forward pass: Grad-CAM), or together where it also declares ``shares_backward`` (SimpleGrad, its
 target-layer variant and gradient x input, whose maps' gradients pass nothing back through the
 forward activations); ``tests/test_shared_forward.py`` checks both. This script times,
 interleaved on the benchmarks' model and batch (ResNet-18, 64x64, batch 32;

@@ -257,34 +257,48 @@ def check_shared_forward(interp: Interpreter, lm: LoadedModel, x: Tensor, y: Ten
     from robustbench_interp.config import AttackParams
 
     params = AttackParams(lr=1e-3, lam=1.0, steps=SHARED_FORWARD_STEPS, batch_size=len(x))
-    weights = []
-    for share in (True, False):
+
+    def run(share: bool, joint: bool) -> tuple[dict[str, Tensor], int]:
         copy_ = copy.copy(interp)
-        copy_.shares_forward = share
-        run = ManipulationRun(lm.model, lm.target_layer, copy_, "location", params, TensorDataset(x, y), seed=0)
+        copy_.shares_forward, copy_.shares_backward = share, joint
+        manipulation = ManipulationRun(lm.model, lm.target_layer, copy_, "location", params, TensorDataset(x, y), seed=0)
         try:
-            run.advance()
+            manipulation.advance()
         except RBIError as exc:
             raise ConformanceError(f"{interp.name!r}: a manipulation step failed: {exc}") from exc
-        weights.append(run.result().model.state_dict())
-    shared, separate = weights
-    differing = [name for name in shared if not torch.equal(shared[name], separate[name])]
-    if differing:
-        worst = max(float((shared[n].double() - separate[n].double()).abs().max()) for n in differing)
-        changed = (f"changes the weights after {SHARED_FORWARD_STEPS} steps ({len(differing)} tensors, by up to "
-                   f"{worst:.3g}, first {differing[0]})")
-        if interp.shares_backward:
-            raise ConformanceError(
-                f"{interp.name!r} declares shares_backward = True, but back-propagating the cross-entropy "
-                f"and the penalty together through its forward pass {changed}: its map's gradient flows "
-                "back through that forward pass's activations. Set shares_backward = False (the forward "
-                "pass can still be shared)"
-            )
+        return manipulation.result().model.state_dict(), manipulation.shared_steps
+
+    def differing(weights: dict[str, Tensor]) -> list[str]:
+        return [name for name in weights if not torch.equal(weights[name], separate[name])]
+
+    separate, _ = run(False, False)
+    shared, steps = run(True, interp.shares_backward)
+    if steps != SHARED_FORWARD_STEPS:
         raise ConformanceError(
-            f"{interp.name!r} declares shares_forward = True, but taking the cross-entropy from its forward "
-            f"pass {changed}: that pass is not the model's plain forward pass on the batch (a hook changes "
-            "its values or gradients, or it runs in another layout). Set shares_forward = False"
+            f"{interp.name!r} declares shares_forward = True, but {SHARED_FORWARD_STEPS - steps} of "
+            f"{SHARED_FORWARD_STEPS} steps found no logits to share: its explain must call the model once on the "
+            "batch as given (model(x) or model(x.detach()), not a copy, a chunk or another layout), with "
+            "autograd on. Do so, or set shares_forward = False"
         )
+    changed = differing(shared)
+    if not changed:
+        return
+    worst = max(float((shared[n].double() - separate[n].double()).abs().max()) for n in changed)
+    how = (f"changes the weights after {SHARED_FORWARD_STEPS} steps ({len(changed)} tensors, by up to "
+           f"{worst:.3g}, first {changed[0]})")
+    if interp.shares_backward and not differing(run(True, False)[0]):
+        raise ConformanceError(
+            f"{interp.name!r} declares shares_backward = True, but back-propagating the cross-entropy "
+            f"and the penalty together through its forward pass {how}: its map's gradient flows "
+            "back through that forward pass's activations. Set shares_backward = False (the forward "
+            "pass can still be shared)"
+        )
+    raise ConformanceError(
+        f"{interp.name!r} declares shares_forward = True, but taking the cross-entropy from its forward "
+        f"pass {how}: that pass is not the model's plain forward pass on the batch (a hook changes "
+        "its values or gradients, or it runs in another layout), or the model uses a weight more than "
+        "once per forward pass. Set shares_forward = False"
+    )
 
 
 CHECKS: dict[str, Callable[[Interpreter, LoadedModel, Tensor, Tensor], None]] = {

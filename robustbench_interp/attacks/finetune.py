@@ -16,7 +16,7 @@ Honest scoring (SPEC section 8) asks three more things of the loop:
   noise, not ten fixed patterns. Within a step the original model's reference maps use the same
   noise as the manipulated model's (common random numbers).
 - **Gradient masking detected.** On each of the first ``MASKING_CHECK_STEPS`` optimizer steps the
-  global L2 norm of ``d penalty / d weights`` is measured on its own (before the joint backward; a
+  global L2 norm of ``d penalty / d weights`` is measured on its own (before the step's backward; a
   penalty not connected to the weights counts as 0) and kept in
   :attr:`Manipulation.penalty_grad_norms` (every step of a shorter run). Several steps, because Center-mass's penalty has a zero
   subgradient at ``w == w0``. When every one of them is exactly 0, the penalty cannot move the
@@ -215,13 +215,14 @@ def _name(interpreter: Interpreter | None) -> str:
     return repr(interpreter.name) if interpreter is not None else "(none: a control run)"
 
 
-def _backward(terms: Sequence[Tensor], interpreter: Interpreter | None, attack: Attack) -> None:
-    """Back-propagate each of ``terms`` in turn (the graph kept for the next); a failure there (in a
-    plug-in's autograd function) fails the cell, naming both."""
-    terms = [t for t in terms if t.requires_grad]
+def _backward(terms: Sequence[Tensor], shared: bool, interpreter: Interpreter | None, attack: Attack) -> None:
+    """Back-propagate each of ``terms`` in turn, keeping the graph for the next where the terms
+    ``shared`` a forward pass (apart, each graph is freed as it goes); a failure there (in a plug-in's
+    autograd function) fails the cell, naming both."""
+    terms = [t for t in terms if t.requires_grad] or list(terms)  # (none: backward() says why)
     try:
         for i, term in enumerate(terms):
-            term.backward(retain_graph=i < len(terms) - 1)
+            term.backward(retain_graph=shared and i < len(terms) - 1)
     except Exception as exc:  # a plug-in's backward pass failed
         raise InterpreterError(
             f"the backward pass through interpreter {_name(interpreter)} and attack {attack.name!r} raised "
@@ -231,7 +232,7 @@ def _backward(terms: Sequence[Tensor], interpreter: Interpreter | None, attack: 
 
 def penalty_grad_norm(pen: Tensor, weights: Sequence[Tensor]) -> float:
     """The global L2 norm of ``d pen / d weights`` (in float64, so that a tiny gradient does not
-    underflow to a false 0), the graph kept for the joint backward; 0 when ``pen`` is not connected
+    underflow to a false 0), the graph kept for the step's backward; 0 when ``pen`` is not connected
     to the weights. NaN or inf when the gradient is not finite."""
     if not pen.requires_grad:
         return 0.0
@@ -377,7 +378,7 @@ class ManipulationRun:
                 xf, yf = x, y
             for _ in range(self.replays):
                 x_ce = self.perturbation.perturb(x) if self.perturbation is not None else x
-                ce, pen, joint = self._losses(x_ce, y, xf, yf)
+                ce, pen, how = self._losses(x_ce, y, xf, yf)
                 weighted = None if pen is None else params.lam * pen
                 loss = ce if weighted is None else ce + weighted
                 if not math.isfinite(float(loss.detach())):
@@ -388,7 +389,7 @@ class ManipulationRun:
                 if self.masking is not None and pen is not None:
                     self.masking(pen, self.t)
                 self.optimizer.zero_grad(set_to_none=True)
-                _backward([loss] if joint else [ce, weighted], self.interpreter, self.attack)
+                _backward([loss] if how == "joint" else [ce, weighted], how == "shared", self.interpreter, self.attack)
                 self.optimizer.step()
                 self.t += 1
                 if self.perturbation is not None:
@@ -404,32 +405,36 @@ class ManipulationRun:
         model.eval()
         return self
 
-    def _losses(self, x_ce: Tensor, y: Tensor, xf: Tensor, yf: Tensor) -> tuple[Tensor, Tensor | None, bool]:
+    def _losses(self, x_ce: Tensor, y: Tensor, xf: Tensor, yf: Tensor) -> tuple[Tensor, Tensor | None, str]:
         """The step's cross-entropy on ``x_ce``, its penalty on ``xf`` (None in a control run), and
-        whether the two are back-propagated together (else the cross-entropy first, then the penalty).
+        how the two are back-propagated: ``"joint"`` (together), ``"shared"`` (the cross-entropy
+        first, then the penalty, through the forward pass they share) or ``"apart"`` (the same
+        order, through forward passes of their own).
 
         Where the interpreter allows (:attr:`Interpreter.shares_forward`) and both terms see the
         same batch, the cross-entropy takes the logits of the forward pass the interpreter made on
-        it: one forward pass fewer. Back-propagated apart, each weight's gradient is the same sum in
-        the same order as with a forward pass of its own (that pass's graph is created before the
-        penalty's, so the joint backward reaches it last); together
-        (:attr:`Interpreter.shares_backward`), the backward through the forward pass is made once,
-        which leaves the weights as they are only for the maps that declare it. A step in which
-        the interpreter made no such forward pass, or more than one, makes its own."""
+        it: one forward pass fewer. Without it the cross-entropy's forward pass comes first and the
+        backward is joint, so autograd reaches that pass's graph last and adds its gradient last to
+        each weight's sum; back-propagated one after the other, in that order, the sums are the
+        same to the last bit (on a CPU, for a model that uses each weight once per forward pass).
+        Together (:attr:`Interpreter.shares_backward`), the backward through the forward pass is
+        made once, which leaves the weights as they are only for the maps that declare it. A step
+        in which the interpreter made no such forward pass, or more than one, makes its own,
+        after the penalty's, and back-propagates apart."""
         model, interp = self.model, self.interpreter
         if self.penalty is None:
-            return F.cross_entropy(model(x_ce), y), None, True
+            return F.cross_entropy(model(x_ce), y), None, "joint"
         noise_seed = attack_noise_seed(self.seed, self.t)
         if not (interp is not None and interp.shares_forward and x_ce is xf):
             ce = F.cross_entropy(model(x_ce), y)
-            return ce, self.penalty(model, self.layer, xf, yf, noise_seed), True
+            return ce, self.penalty(model, self.layer, xf, yf, noise_seed), "joint"
         with capture_logits(model, x_ce) as outputs:
             pen = self.penalty(model, self.layer, xf, yf, noise_seed)
         logits = shared_logits(outputs)
-        if logits is None:  # its graph is created after the penalty's: apart, the sums keep their order
-            return F.cross_entropy(model(x_ce), y), pen, False
+        if logits is None:
+            return F.cross_entropy(model(x_ce), y), pen, "apart"
         self.shared_steps += 1
-        return F.cross_entropy(logits, y), pen, interp.shares_backward
+        return F.cross_entropy(logits, y), pen, "joint" if interp.shares_backward else "shared"
 
     def result(self) -> Manipulation:
         """The manipulation so far (the model itself, not a copy: it moves on if the run advances)."""

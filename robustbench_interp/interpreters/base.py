@@ -60,22 +60,26 @@ class Interpreter(abc.ABC):
     stochastic: ClassVar[bool] = False
     #: True when a manipulation step may take its cross-entropy from the logits of the forward pass
     #: that :meth:`explain` makes on the batch itself, instead of a forward pass of its own (one
-    #: forward pass fewer). Set it where that forward pass is the model's plain one: ``model(x)`` on
-    #: the batch as given, with no hook that changes its values or its gradient. The step then
+    #: forward pass fewer). Set it where :meth:`explain` calls the model once on the batch as given
+    #: (``model(x)`` or ``model(x.detach())``, not a copy, a chunk or another memory layout), with
+    #: autograd on and no hook that changes the pass's values or its gradient. The step then
     #: back-propagates the two terms one after the other (the cross-entropy, then the penalty), so
     #: each weight's gradient is the same sum, in the same order, as with a forward pass of its own:
-    #: the same weights to the last bit (``tests/test_shared_forward.py`` checks the built-ins that
-    #: set it; the conformance suite checks a plug-in that does).
+    #: the same weights to the last bit on a CPU, for a model that uses each weight once per forward
+    #: pass (every model of the built-in tracks). ``tests/test_shared_forward.py`` checks the
+    #: built-ins that set it; the conformance suite checks a plug-in that does, and refuses one
+    #: whose steps find nothing to share.
     shares_forward: ClassVar[bool] = False
     #: With :attr:`shares_forward`: the step back-propagates the two terms together, in one backward
     #: pass through the shared forward pass (its backward fewer as well). Set it only where the map's
-    #: gradient passes nothing back through that forward pass's activations: an input gradient of a
-    #: piecewise-linear model (convolutions, linear layers, BatchNorm in eval mode, ReLU, max- and
-    #: average-pooling: every model of the built-in tracks), whose ReLU masks and max-pool indices
-    #: pass none. A map that reads the activations (Grad-CAM weighs the target layer's) would have
-    #: the two terms' gradients summed inside the forward pass, in another order than apart: other
-    #: weights after the first step. On a model with smooth activations (SiLU, GELU)
-    #: an input gradient reads them too. It has no effect without :attr:`shares_forward`.
+    #: gradient passes nothing back through that forward pass's activations: an input or layer
+    #: gradient of a piecewise-linear model (convolutions, linear layers, BatchNorm in eval mode,
+    #: ReLU, max- and average-pooling: every model of the built-in tracks), whose ReLU masks and
+    #: max-pool indices pass none. A map that reads the activations (Grad-CAM weighs the target
+    #: layer's) would have the two terms' gradients summed inside the forward pass, in another order
+    #: than apart: other weights after the first step. On a model with smooth activations (SiLU,
+    #: GELU) an input gradient reads them too. Declared without :attr:`shares_forward` it would have
+    #: no effect, and the conformance suite refuses it.
     shares_backward: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
