@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import judge
-from steps import declared_sharing, trainable_copy, training_step
+from steps import declared_sharing, manipulation_run, trainable_copy, training_step
 
 from robustbench_interp.interpreters import get_interpreter
 from robustbench_interp.timing import interleaved_ratio
@@ -26,20 +26,13 @@ CASES = [("gradcam", 3.0), ("simplegrad", 3.0), ("gradient_x_input", 3.0), ("lrp
 
 @pytest.mark.parametrize("name, bound", CASES, ids=[c[0] for c in CASES])
 def test_manipulation_step_speed(benchmark, bench_setup, name, bound):
-    from torch.utils.data import TensorDataset
-
-    from robustbench_interp.attacks.finetune import MASKING_CHECK_STEPS, ManipulationRun
-    from robustbench_interp.config import AttackParams
-
     model0, layer0, x, target = bench_setup
     model, _ = trainable_copy(model0, layer0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-6)
     interp, pairs = get_interpreter(name), 9
     if benchmark.disabled:
         pytest.skip("benchmarking is disabled (--benchmark-disable): no ratio to check")
-    params = AttackParams(lr=1e-6, lam=1.0, steps=MASKING_CHECK_STEPS + 2 * pairs + 4, batch_size=len(x))
-    run = ManipulationRun(model0, layer0, interp, "location", params, TensorDataset(x, target))
-    run.advance(MASKING_CHECK_STEPS)  # past the masking check, which measures the penalty's gradient apart
+    run = manipulation_run(model0, layer0, interp, x, target, steps=2 * pairs + 4)
     ratio = benchmark.pedantic(
         interleaved_ratio,
         args=(lambda: run.advance(run.step + 1), lambda: training_step(model, optimizer, x, target)),

@@ -1,8 +1,9 @@
 """One training step and one manipulation step, and the peak memory of each.
 
 The steps are those the speed benchmarks time (``bench_attacks.py``): a training step is CE,
-backward, Adam step; a manipulation step is the fine-tuning loop's step, CE + the Location penalty
-through the interpreter with ``create_graph=True`` (the double backward), backward, Adam step.
+backward, Adam step; a manipulation step is the fine-tuning loop's own step (``ManipulationRun``,
+advanced one step at a time: :func:`manipulation_run`), CE + the Location penalty through the
+interpreter with ``create_graph=True`` (the double backward), backward, Adam step.
 
 Run as a script, it measures the peak memory a step needs beyond what the process holds before it
 (model, batch, optimizer state), in a process of its own, and prints one JSON line::
@@ -59,34 +60,27 @@ def declared_sharing(interp) -> str:
     return "joint" if getattr(interp, "shares_backward", False) else "forward"
 
 
-def manipulation_step(model: nn.Module, layer: nn.Module, interp, optimizer: torch.optim.Optimizer,
-                      x: torch.Tensor, target: torch.Tensor, *, share: str | None = None) -> bool:
-    """One Location manipulation step, its cross-entropy made as ``share`` says (one of
-    :data:`SHARING`; None: as the interpreter declares, as the package's step does). Returns
-    whether it took the interpreter's logits (it cannot where the interpreter made no forward
-    pass on ``x`` itself, or more than one)."""
-    from robustbench_interp.attacks.location import location_penalty
-    from robustbench_interp.interpreters.autograd import capture_logits, shared_logits
+def manipulation_run(model0: nn.Module, layer0: nn.Module, interp, x: torch.Tensor, target: torch.Tensor,
+                     *, share: str | None = None, steps: int = 1000):
+    """The package's fine-tuning loop (``ManipulationRun``: CE + Location penalty through ``interp``,
+    lambda 1, Adam at lr 1e-6) on a copy of ``model0`` and the one batch ``(x, target)``, its
+    cross-entropy made as ``share`` says (one of :data:`SHARING`, forced on a copy of ``interp``;
+    None: as the interpreter declares). It is advanced past the masking check, whose steps measure
+    the penalty's gradient apart: each ``run.advance(run.step + 1)`` is then one manipulation step,
+    and ``run.shared_steps`` counts those that took the interpreter's logits."""
+    from torch.utils.data import TensorDataset
 
-    share = declared_sharing(interp) if share is None else share
-    if share not in SHARING:
+    from robustbench_interp.attacks.finetune import MASKING_CHECK_STEPS, ManipulationRun
+    from robustbench_interp.config import AttackParams
+
+    mode = declared_sharing(interp) if share is None else share
+    if mode not in SHARING:
         raise ValueError(f"share={share!r}: expected one of {SHARING}")
-    ce = None
-    if share == "none":  # the cross-entropy's graph first, as in the package's step
-        ce = F.cross_entropy(model(x), target)
-    with capture_logits(model, x) as outputs:
-        pen = location_penalty(interp.explain(model, x, target, layer=layer, create_graph=True))
-    logits = shared_logits(outputs) if share != "none" else None
-    if ce is None:
-        ce = F.cross_entropy(model(x) if logits is None else logits, target)
-    optimizer.zero_grad(set_to_none=True)
-    if share == "forward" or (share == "joint" and logits is None):
-        ce.backward(retain_graph=True)
-        pen.backward()
-    else:
-        (ce + pen).backward()
-    optimizer.step()
-    return logits is not None
+    interp = copy.copy(interp)
+    interp.shares_forward, interp.shares_backward = mode != "none", mode == "joint"
+    params = AttackParams(lr=1e-6, lam=1.0, steps=MASKING_CHECK_STEPS + steps, batch_size=len(x))
+    run = ManipulationRun(model0, layer0, interp, "location", params, TensorDataset(x, target), device=x.device)
+    return run.advance(MASKING_CHECK_STEPS)
 
 
 def bench_model(classes: int = 10) -> tuple[nn.Module, nn.Module]:
@@ -160,16 +154,17 @@ def measure(interpreter: str | None, model_spec: str, size: int, batch: int, dev
         raise SystemExit("a CPU peak needs MALLOC_MMAP_THRESHOLD_=131072 in the environment (see the module doc)")
     torch.manual_seed(0)
     model0, layer0, x, target = build(model_spec, size, batch, dev)
-    model, layer = trainable_copy(model0, layer0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-6)
     if interpreter is None:
+        model, _ = trainable_copy(model0, layer0)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-6)
+
         def step() -> None:
             training_step(model, optimizer, x, target)
     else:
-        interp = get_interpreter(interpreter)
+        run = manipulation_run(model0, layer0, get_interpreter(interpreter), x, target)
 
         def step() -> None:
-            manipulation_step(model, layer, interp, optimizer, x, target)
+            run.advance(run.step + 1)
 
     step()  # warm-up: Adam's state, lazy initialisations, the LRP trace
     peaks, seconds = [], []

@@ -8,7 +8,8 @@ model's plain one, on a model that uses each weight once per forward pass: Grad-
 target-layer variant and gradient x input, whose maps' gradients pass nothing back through the
 forward activations); ``tests/test_shared_forward.py`` checks both. This script times,
 interleaved on the benchmarks' model and batch (ResNet-18, 64x64, batch 32;
-``benchmarks/steps.py``), a training step and the manipulation step made each of the three ways
+``benchmarks/steps.py``), a training step and the package's manipulation step
+(``ManipulationRun``, one step at a time) made each of the three ways
 (a forward pass of its own, shared forward, shared forward and backward; the last forced also for
 the interpreters that do not declare it, where it would change the weights), and prints each
 one's median ratio to a training step (quartiles)::
@@ -23,18 +24,16 @@ to share: its step makes a forward pass of its own.
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from steps import SHARING, bench_model, declared_sharing, manipulation_step, training_step
+from steps import SHARING, bench_model, declared_sharing, manipulation_run, trainable_copy, training_step
 
 from robustbench_interp.interpreters import get_interpreter
 
@@ -47,11 +46,6 @@ def main() -> None:
     torch.manual_seed(0)
     model0, layer0 = bench_model()
     x, target = torch.rand(32, 3, 64, 64), torch.randint(0, 10, (32,))
-    name0 = next(n for n, m in model0.named_modules() if m is layer0)
-
-    def copy_of() -> tuple[nn.Module, nn.Module, torch.optim.Optimizer]:
-        model = copy.deepcopy(model0).eval()
-        return model, dict(model.named_modules())[name0], torch.optim.Adam(model.parameters(), 1e-4)
 
     def show(values: list[float]) -> str:
         q = statistics.quantiles(values, n=4)
@@ -59,26 +53,30 @@ def main() -> None:
 
     for name in args.interpreters:
         interp = get_interpreter(name)
-        mt, _, ot = copy_of()
-        runs = {mode: copy_of() for mode in SHARING}
-        training_step(mt, ot, x, target)  # warm-up: Adam's state, lazy initialisations
-        took = {mode: manipulation_step(m, layer, interp, o, x, target, share=mode) for mode, (m, layer, o) in runs.items()}
+        model, _ = trainable_copy(model0, layer0)
+        optimizer = torch.optim.Adam(model.parameters(), 1e-6)
+        runs = {mode: manipulation_run(model0, layer0, interp, x, target, share=mode, steps=args.pairs + 1)
+                for mode in SHARING}
+        training_step(model, optimizer, x, target)  # warm-up: Adam's state, lazy initialisations
+        for run in runs.values():
+            run.advance(run.step + 1)
         ratios: dict[str, list[float]] = {mode: [] for mode in SHARING}
         for _ in range(args.pairs):
             seconds = {}
             t0 = time.perf_counter()
-            training_step(mt, ot, x, target)
+            training_step(model, optimizer, x, target)
             train = time.perf_counter() - t0
-            for mode, (m, layer, o) in runs.items():
+            for mode, run in runs.items():
                 t = time.perf_counter()
-                manipulation_step(m, layer, interp, o, x, target, share=mode)
+                run.advance(run.step + 1)
                 seconds[mode] = time.perf_counter() - t
             t0 = time.perf_counter()
-            training_step(mt, ot, x, target)
+            training_step(model, optimizer, x, target)
             train = (train + time.perf_counter() - t0) / 2
             for mode in SHARING:
                 ratios[mode].append(seconds[mode] / train)
-        shown = ", ".join(f"{mode} {show(ratios[mode])}{'' if took[mode] or mode == 'none' else ' (nothing to share)'}"
+        shown = ", ".join(f"{mode} {show(ratios[mode])}"
+                          f"{'' if runs[mode].shared_steps or mode == 'none' else ' (nothing to share)'}"
                           for mode in SHARING)
         print(f"{name} (declares {declared_sharing(interp)}): x a training step: {shown}", flush=True)
 
